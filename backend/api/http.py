@@ -1,0 +1,59 @@
+"""Request-body parsing and JSON error responses shared by every blueprint."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from flask import Flask, Response, jsonify, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from backend.errors import PayloadTooLarge, RequestError, TagloopError
+
+log = logging.getLogger(__name__)
+
+
+def json_body() -> Any:
+    """The request body as JSON; 400 for empty, non-UTF-8 or malformed bodies, 413 when too large."""
+    try:
+        raw = request.get_data(cache=False)
+    except RequestEntityTooLarge:
+        raise PayloadTooLarge(f"body is larger than the limit of {request.max_content_length} bytes") from None
+    if not raw:
+        raise RequestError("body is empty; expected a JSON object")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RequestError(f"body is not valid UTF-8 (byte {exc.start}); send UTF-8 JSON") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RequestError(f"body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+
+
+def _error(status: int, code: str, reason: str) -> tuple[Response, int]:
+    return jsonify({"error": code, "reason": reason}), status
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Every error becomes JSON ``{"error", "reason"}``; bodies never carry a traceback."""
+
+    @app.errorhandler(TagloopError)
+    def _tagloop(exc: TagloopError) -> tuple[Response, int]:
+        if exc.status_code >= 500:
+            log.error("%s: %s", type(exc).__name__, exc.reason)
+        return jsonify(exc.to_json()), exc.status_code
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException) -> tuple[Response, int]:
+        code = exc.code or 500
+        if isinstance(exc, RequestEntityTooLarge):
+            return _error(413, "payload_too_large", f"body exceeds {request.max_content_length} bytes")
+        name = (exc.name or "error").lower().replace(" ", "_")
+        return _error(code, name, exc.description or exc.name or "error")
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> tuple[Response, int]:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return _error(500, "internal_error", f"{type(exc).__name__} while handling {request.path}; see server log")

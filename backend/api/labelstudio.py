@@ -1,0 +1,140 @@
+"""The Label Studio ML backend protocol: ``GET /health``, ``POST /setup``, ``/predict``, ``/webhook``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Blueprint, Response, jsonify
+
+from backend.api.http import json_body
+from backend.errors import RequestError, UnprocessableRequest
+from backend.labelstudio.label_config import LabelSpec, parse_label_config
+from backend.labelstudio.payloads import (
+    annotation_record,
+    control_text,
+    parse_predict,
+    parse_project_id,
+    parse_webhook,
+    require_object,
+)
+from backend.labelstudio.predictions import prediction
+from backend.services import Services, get_services
+from backend.store.records import ProjectRecord
+from backend.training.policy import should_train
+
+log = logging.getLogger(__name__)
+bp = Blueprint("labelstudio", __name__)
+MODEL_CLASS = "tagloop.SetFit"
+
+
+@bp.get("/health")
+def health() -> Response:
+    """Liveness for Label Studio (called often, with a 1 s timeout: no model work here)."""
+    return jsonify({"status": "UP", "model_class": MODEL_CLASS})
+
+
+@bp.post("/setup")
+def setup() -> Response:
+    """Register a project's config and Label Studio address; answer with the version that will serve."""
+    body = require_object(json_body())
+    project_id = parse_project_id(body.get("project"))
+    if project_id is None:
+        raise RequestError("'project': missing; expected the Label Studio project id")
+    schema = body.get("schema")
+    if not isinstance(schema, str):
+        raise RequestError("'schema': expected the labeling config XML as a string")
+    services = get_services()
+    project, spec = _register(services, project_id, schema, body.get("hostname"), body.get("access_token"))
+    return jsonify({
+        "model_version": services.models.served_version(project, spec),
+        "controls": [c.name for c in spec.controls],
+        "ignored": list(spec.ignored),
+    })
+
+
+@bp.post("/predict")
+def predict() -> Response:
+    """Pre-annotations for the given tasks, one entry per task, in request order."""
+    services = get_services()
+    settings = services.settings
+    req = parse_predict(json_body(), max_tasks=settings.max_tasks_per_request)
+    project, spec = _project_for(services, req.project_id, req.label_config)
+    texts: dict[str, list[str]] = {c.name: [] for c in spec.controls}
+    for i, task in enumerate(req.tasks):
+        ref = f"tasks[{i}] (id {task.id})"
+        for c in spec.controls:
+            texts[c.name].append(control_text(c, task.data, task_ref=ref, max_chars=settings.max_text_chars))
+    if project.id > 0:
+        services.store.upsert_tasks(project.id, [(t.id, t.data) for t in req.tasks if t.id is not None])
+    model = services.models.get(project, spec)
+    probas = model.predict(texts)
+    threshold = settings.multi_label_threshold
+    results = [
+        prediction(spec, probas, row, model_version=model.version, threshold=threshold)
+        for row in range(len(req.tasks))
+    ]
+    return jsonify({"results": results, "model_version": model.version})
+
+
+@bp.post("/webhook")
+def webhook() -> tuple[Response, int]:
+    """Persist annotation events before answering; training is only queued here."""
+    services = get_services()
+    event = parse_webhook(json_body())
+    if event.action in ("ANNOTATION_CREATED", "ANNOTATION_UPDATED"):
+        project, spec = _project_for(services, event.project_id, event.label_config)
+        record = annotation_record(event, spec)
+        if event.task is not None and isinstance(event.task.get("data"), dict):
+            services.store.upsert_tasks(project.id, [(record.task_id, event.task["data"])])
+        elif services.store.get_task(record.task_id) is None:
+            raise UnprocessableRequest(f"task {record.task_id}: the event has no task data and tagloop never saw it")
+        changed = services.store.upsert_annotation(record)
+        return jsonify({"status": "stored", "changed": changed, "training": _maybe_train(services, project)}), 200
+    if event.action == "ANNOTATIONS_DELETED":
+        return jsonify({"status": "deleted", "changed": services.store.mark_deleted(event.deleted_ids)}), 200
+    if event.action == "START_TRAINING":
+        if event.project_id is None:
+            raise RequestError("START_TRAINING: 'project' with an id is required")
+        project, _ = _project_for(services, event.project_id, event.label_config)
+        return jsonify({"status": services.trainer.request(project.id, "START_TRAINING")}), 201
+    return jsonify({"status": "ignored", "note": f"event {event.action!r} is not used by tagloop"}), 200
+
+
+def _maybe_train(services: Services, project: ProjectRecord) -> str | None:
+    settings = services.settings
+    usable = services.store.count_usable(project.id)
+    current = services.store.get_version(project.current_version or "")
+    trained_on = current.n_train if current else 0
+    if should_train(usable, trained_on, train_every=settings.train_every, min_labels=settings.min_labels_to_train):
+        return services.trainer.request(project.id, f"{usable - trained_on} new labels")
+    return None
+
+
+def _register(
+    services: Services, project_id: int, schema: str, hostname: Any = None, token: Any = None
+) -> tuple[ProjectRecord, LabelSpec]:
+    spec = parse_label_config(schema)
+    project = services.store.upsert_project(
+        project_id, schema, spec.config_hash,
+        ls_url=hostname if isinstance(hostname, str) else "", ls_token=token if isinstance(token, str) else "",
+    )
+    return project, spec
+
+
+def _project_for(
+    services: Services, project_id: int | None, label_config: str | None
+) -> tuple[ProjectRecord, LabelSpec]:
+    """The project and its parsed config; a config in the request updates the stored one."""
+    stored = services.store.get_project(project_id) if project_id is not None else None
+    if label_config is not None and (stored is None or stored.label_config != label_config):
+        if project_id is None:
+            spec = parse_label_config(label_config)
+            return ProjectRecord(id=0, label_config=label_config, config_hash=spec.config_hash), spec
+        return _register(services, project_id, label_config)
+    if stored is None:
+        raise UnprocessableRequest(
+            f"project {project_id!r} is not set up in tagloop and the request has no label_config; "
+            "connect the model in Label Studio (which calls /setup) or send label_config"
+        )
+    return stored, parse_label_config(stored.label_config)

@@ -1,0 +1,109 @@
+"""Typed settings, read from the environment only at the entry points (CLI, WSGI)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from backend.errors import SettingsError
+
+PREFIX = "TAGLOOP_"
+MODEL_KINDS = ("setfit",)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Every knob tagloop has. Each field maps to the env variable ``TAGLOOP_<FIELD>`` (upper case)."""
+
+    data_dir: Path = Path("var")
+    database_url: str = ""
+    """SQLAlchemy URL; empty means SQLite (WAL) at ``<data_dir>/tagloop.db``."""
+    model_kind: str = "setfit"
+    base_model: str = ""
+    """Directory of the sentence-transformers body; empty means the bundled all-MiniLM-L6-v2."""
+    multi_label_threshold: float = 0.5
+    train_every: int = 10
+    """Queue a background training after this many new usable labels (0 turns it off)."""
+    min_labels_to_train: int = 4
+    setfit_num_iterations: int = 20
+    setfit_max_steps: int = 200
+    setfit_batch_size: int = 16
+    max_seq_length: int = 128
+    max_text_chars: int = 20_000
+    """Longer texts are truncated before tokenisation (the tokenizer keeps max_seq_length tokens anyway)."""
+    max_tasks_per_request: int = 1_000
+    max_body_bytes: int = 20 * 1024 * 1024
+    predict_batch_size: int = 32
+    zero_shot_temperature: float = 0.05
+    label_studio_url: str = ""
+    label_studio_token: str = ""
+    seed: int = 42
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.model_kind not in MODEL_KINDS:
+            raise SettingsError(f"model_kind: got {self.model_kind!r}, expected one of {list(MODEL_KINDS)}")
+        if not 0.0 < self.multi_label_threshold < 1.0:
+            raise SettingsError(
+                f"multi_label_threshold: got {self.multi_label_threshold}, expected a number in (0, 1)"
+            )
+        for name in ("setfit_batch_size", "max_seq_length", "max_text_chars", "max_tasks_per_request",
+                     "max_body_bytes", "predict_batch_size", "min_labels_to_train"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"{name}: got {getattr(self, name)}, expected an integer >= 1")
+        for name in ("train_every", "setfit_num_iterations", "setfit_max_steps"):
+            if getattr(self, name) < 0:
+                raise SettingsError(f"{name}: got {getattr(self, name)}, expected an integer >= 0")
+        if self.zero_shot_temperature <= 0:
+            raise SettingsError(f"zero_shot_temperature: got {self.zero_shot_temperature}, expected > 0")
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL in force: the configured one, or SQLite under ``data_dir``."""
+        return self.database_url or f"sqlite:///{(self.data_dir / 'tagloop.db').resolve()}"
+
+    @property
+    def models_dir(self) -> Path:
+        """Where model version artifacts live."""
+        return self.data_dir / "models"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings from ``TAGLOOP_*`` variables; ``overrides`` win over the environment."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            key = PREFIX + f.name.upper()
+            if f.name == "extra" or key not in env:
+                continue
+            values[f.name] = _convert(f.name, f.type, env[key])
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def describe(self) -> dict[str, str]:
+        """Settings as strings, with secrets masked (for logs and ``tagloop settings``)."""
+        out = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name == "extra":
+                continue
+            out[f.name] = "***" if "token" in f.name and value else str(value)
+        return out
+
+
+def _convert(name: str, type_name: Any, raw: str) -> Any:
+    kind = str(type_name)
+    try:
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+        if kind == "Path":
+            return Path(raw)
+    except ValueError:
+        raise SettingsError(f"{PREFIX}{name.upper()}: got {raw!r}, expected a {kind}") from None
+    return raw

@@ -1,0 +1,50 @@
+"""Probabilities → Label Studio prediction objects (``result`` items, ``score``, ``model_version``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from backend.labelstudio.label_config import ControlSpec, LabelSpec
+
+
+def confidence(control: ControlSpec, proba: np.ndarray, threshold: float) -> float:
+    """Confidence of one prediction row in [0, 1]: top probability (single) or mean certainty (multi)."""
+    if len(proba) == 0:
+        return 0.0
+    if control.multi_label:
+        return float(np.mean(np.maximum(proba, 1.0 - proba)))
+    return float(np.max(proba))
+
+
+def chosen(control: ControlSpec, proba: np.ndarray, threshold: float) -> list[str]:
+    """The labels a row predicts: argmax (single) or every label at or above ``threshold`` (multi)."""
+    if control.multi_label:
+        return [label for label, p in zip(control.labels, proba, strict=True) if p >= threshold]
+    return [control.labels[int(np.argmax(proba))]]
+
+
+def prediction(
+    spec: LabelSpec, probas: Mapping[str, np.ndarray], row: int, *, model_version: str, threshold: float
+) -> dict[str, Any]:
+    """The LS prediction for task ``row`` (position in the request): one ``choices`` result per control.
+
+    ``score`` is the lowest control confidence, so LS's "Uncertainty sampling" (score ascending) serves the
+    least certain task first.
+    """
+    results: list[dict[str, Any]] = []
+    scores: list[float] = []
+    for control in spec.controls:
+        proba = probas[control.name][row]
+        scores.append(confidence(control, proba, threshold))
+        results.append({
+            "from_name": control.name,
+            "to_name": control.to_name,
+            "type": "choices",
+            "value": {"choices": chosen(control, proba, threshold)},
+            "score": round(scores[-1], 6),
+            "meta": {"probabilities": {lab: round(float(p), 6) for lab, p in zip(control.labels, proba, strict=True)}},
+        })
+    return {"result": results, "score": round(min(scores), 6), "model_version": model_version}

@@ -1,0 +1,48 @@
+"""The ``Services`` container: everything a request or a job needs, built once per process."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import current_app
+
+from backend.config import Settings
+from backend.models.registry import ModelRegistry
+from backend.store.sql_store import SqlStore
+from backend.training.runner import TrainingRunner
+
+
+@dataclass
+class Services:
+    """Settings, store, served models and the background trainer of one process."""
+
+    settings: Settings
+    store: SqlStore
+    models: ModelRegistry
+    trainer: TrainingRunner
+
+    def close(self) -> None:
+        """Stop the trainer and release the database."""
+        self.trainer.stop()
+        self.store.close()
+
+
+def build_services(settings: Settings) -> Services:
+    """Open (and migrate) the store, and wire the registry and the trainer."""
+    from backend.training.jobs import train_project
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = SqlStore(settings.resolved_database_url)
+    store.migrate()
+    models = ModelRegistry(settings, store)
+    holder: list[Services] = []
+    trainer = TrainingRunner(lambda project_id: train_project(holder[0], project_id))
+    services = Services(settings=settings, store=store, models=models, trainer=trainer)
+    holder.append(services)
+    return services
+
+
+def get_services() -> Services:
+    """The services of the current Flask app."""
+    services: Services = current_app.extensions["tagloop"]
+    return services

@@ -1,0 +1,259 @@
+"""``SqlStore``: the only place that opens database sessions. One short transaction per method."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event, func, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from backend.store import orm
+from backend.store.records import AnnotationRecord, Example, ModelVersionRecord, ProjectRecord
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def make_engine(url: str) -> Engine:
+    """An engine; SQLite gets WAL, full fsync on commit, foreign keys and a busy timeout."""
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", "busy_timeout=30000"):
+        cur.execute(f"PRAGMA {pragma}")
+    cur.close()
+
+
+def text_hash(data: dict[str, Any]) -> str:
+    """Hash of a task's data (stable key order), to notice changed texts."""
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class SqlStore:
+    """Projects, tasks, annotations and model versions on SQLite or PostgreSQL."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest Alembic revision."""
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        with self.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+
+    def close(self) -> None:
+        """Release pooled connections."""
+        self.engine.dispose()
+
+    def _session(self) -> Session:
+        return self._sessions()
+
+    # projects -------------------------------------------------------------------------------------
+    def upsert_project(
+        self, project_id: int, label_config: str, config_hash: str, *, ls_url: str = "", ls_token: str = ""
+    ) -> ProjectRecord:
+        """Create or update a project; empty ``ls_url``/``ls_token`` keep the stored values."""
+        with self._session() as s, s.begin():
+            row = s.get(orm.Project, project_id)
+            if row is None:
+                row = orm.Project(id=project_id, label_config=label_config, config_hash=config_hash,
+                                  ls_url=ls_url, ls_token=ls_token)
+                s.add(row)
+            else:
+                row.label_config, row.config_hash = label_config, config_hash
+                row.ls_url = ls_url or row.ls_url
+                row.ls_token = ls_token or row.ls_token
+            s.flush()
+            return _project(row)
+
+    def get_project(self, project_id: int) -> ProjectRecord | None:
+        """The project, or None."""
+        with self._session() as s:
+            row = s.get(orm.Project, project_id)
+            return _project(row) if row else None
+
+    def list_projects(self) -> list[ProjectRecord]:
+        """All projects, by id."""
+        with self._session() as s:
+            return [_project(r) for r in s.scalars(select(orm.Project).order_by(orm.Project.id))]
+
+    def set_current_version(self, project_id: int, name: str) -> None:
+        """Make ``name`` the served version of the project."""
+        with self._session() as s, s.begin():
+            s.execute(update(orm.Project).where(orm.Project.id == project_id).values(current_version=name))
+
+    # tasks ----------------------------------------------------------------------------------------
+    def upsert_tasks(self, project_id: int, tasks: Iterable[tuple[int, dict[str, Any]]]) -> int:
+        """Store task data by LS task id; returns how many rows were new or changed."""
+        items = {int(tid): data for tid, data in tasks}
+        if not items:
+            return 0
+        changed = 0
+        with self._session() as s, s.begin():
+            existing = {t.id: t for t in s.scalars(select(orm.Task).where(orm.Task.id.in_(list(items))))}
+            for tid, data in items.items():
+                digest = text_hash(data)
+                row = existing.get(tid)
+                if row is None:
+                    s.add(orm.Task(id=tid, project_id=project_id, data=data, text_hash=digest))
+                elif row.text_hash != digest:
+                    row.data, row.text_hash, row.project_id = data, digest, project_id
+                else:
+                    continue
+                changed += 1
+        return changed
+
+    def get_task(self, task_id: int) -> dict[str, Any] | None:
+        """A task's data, or None."""
+        with self._session() as s:
+            row = s.get(orm.Task, task_id)
+            return dict(row.data) if row else None
+
+    # annotations ----------------------------------------------------------------------------------
+    def upsert_annotation(self, rec: AnnotationRecord) -> bool:
+        """Insert or update by LS annotation id; a deleted annotation stays deleted. True if it changed."""
+        with self._session() as s, s.begin():
+            row = s.get(orm.Annotation, rec.id)
+            if row is None:
+                s.add(orm.Annotation(
+                    id=rec.id, project_id=rec.project_id, task_id=rec.task_id, choices=rec.choices,
+                    author=rec.author, was_cancelled=rec.was_cancelled, deleted=rec.deleted,
+                    ls_created_at=rec.ls_created_at, ls_updated_at=rec.ls_updated_at,
+                ))
+                return True
+            if row.deleted:
+                return False
+            if rec.ls_updated_at and row.ls_updated_at and rec.ls_updated_at < row.ls_updated_at:
+                return False  # an older delivery arriving late
+            new = (rec.choices, rec.author, rec.was_cancelled, rec.ls_updated_at)
+            if (row.choices, row.author, row.was_cancelled, row.ls_updated_at) == new:
+                return False
+            row.choices, row.author, row.was_cancelled, row.ls_updated_at = new
+            row.task_id = rec.task_id
+            return True
+
+    def mark_deleted(self, annotation_ids: Sequence[int]) -> int:
+        """Mark annotations deleted (kept for provenance, never trained on); returns how many changed."""
+        if not annotation_ids:
+            return 0
+        with self._session() as s, s.begin():
+            result = s.execute(
+                update(orm.Annotation)
+                .where(orm.Annotation.id.in_(list(annotation_ids)), orm.Annotation.deleted.is_(False))
+                .values(deleted=True)
+            )
+            return int(getattr(result, "rowcount", 0) or 0)
+
+    def get_annotation(self, annotation_id: int) -> AnnotationRecord | None:
+        """One annotation, or None."""
+        with self._session() as s:
+            row = s.get(orm.Annotation, annotation_id)
+            return _annotation(row) if row else None
+
+    def annotations(self, project_id: int) -> list[AnnotationRecord]:
+        """Every stored annotation of a project (deleted and cancelled included), by id."""
+        with self._session() as s:
+            q = select(orm.Annotation).where(orm.Annotation.project_id == project_id).order_by(orm.Annotation.id)
+            return [_annotation(r) for r in s.scalars(q)]
+
+    def training_set(self, project_id: int) -> list[Example]:
+        """Per task, its newest usable (not cancelled, not deleted) annotation with the task's data."""
+        with self._session() as s:
+            q = (
+                select(orm.Annotation, orm.Task)
+                .join(orm.Task, orm.Task.id == orm.Annotation.task_id)
+                .where(
+                    orm.Annotation.project_id == project_id,
+                    orm.Annotation.deleted.is_(False),
+                    orm.Annotation.was_cancelled.is_(False),
+                )
+                .order_by(orm.Annotation.task_id, orm.Annotation.ls_updated_at, orm.Annotation.id)
+            )
+            latest: dict[int, Example] = {}
+            for ann, task in s.execute(q).tuples():
+                latest[ann.task_id] = Example(task_id=task.id, data=dict(task.data), choices=dict(ann.choices))
+            return list(latest.values())
+
+    def count_usable(self, project_id: int) -> int:
+        """How many usable annotations the project has."""
+        with self._session() as s:
+            q = select(func.count()).select_from(orm.Annotation).where(
+                orm.Annotation.project_id == project_id,
+                orm.Annotation.deleted.is_(False),
+                orm.Annotation.was_cancelled.is_(False),
+            )
+            return int(s.scalar(q) or 0)
+
+    # model versions -------------------------------------------------------------------------------
+    def add_version(self, rec: ModelVersionRecord) -> ModelVersionRecord:
+        """Record a new model version."""
+        with self._session() as s, s.begin():
+            row = orm.ModelVersion(
+                project_id=rec.project_id, name=rec.name, tier=rec.tier, status=rec.status,
+                n_train=rec.n_train, label_counts=rec.label_counts, metrics=rec.metrics,
+                train_seconds=rec.train_seconds, artifact_path=rec.artifact_path,
+                config_hash=rec.config_hash, error=rec.error,
+            )
+            s.add(row)
+            s.flush()
+            return _version(row)
+
+    def get_version(self, name: str) -> ModelVersionRecord | None:
+        """A version by name, or None."""
+        with self._session() as s:
+            row = s.scalar(select(orm.ModelVersion).where(orm.ModelVersion.name == name))
+            return _version(row) if row else None
+
+    def list_versions(self, project_id: int) -> list[ModelVersionRecord]:
+        """A project's versions, oldest first."""
+        with self._session() as s:
+            q = select(orm.ModelVersion).where(orm.ModelVersion.project_id == project_id)
+            return [_version(r) for r in s.scalars(q.order_by(orm.ModelVersion.id))]
+
+    def count_versions(self, project_id: int, tier: str) -> int:
+        """How many versions of this tier the project has (to number the next one)."""
+        with self._session() as s:
+            q = select(func.count()).select_from(orm.ModelVersion).where(
+                orm.ModelVersion.project_id == project_id, orm.ModelVersion.tier == tier
+            )
+            return int(s.scalar(q) or 0)
+
+
+def _project(row: orm.Project) -> ProjectRecord:
+    return ProjectRecord(id=row.id, label_config=row.label_config, config_hash=row.config_hash,
+                         ls_url=row.ls_url, ls_token=row.ls_token, current_version=row.current_version)
+
+
+def _annotation(row: orm.Annotation) -> AnnotationRecord:
+    return AnnotationRecord(
+        id=row.id, project_id=row.project_id, task_id=row.task_id, choices=dict(row.choices),
+        author=row.author, was_cancelled=row.was_cancelled, deleted=row.deleted,
+        ls_created_at=row.ls_created_at, ls_updated_at=row.ls_updated_at,
+    )
+
+
+def _version(row: orm.ModelVersion) -> ModelVersionRecord:
+    return ModelVersionRecord(
+        name=row.name, project_id=row.project_id, tier=row.tier, status=row.status, n_train=row.n_train,
+        label_counts=dict(row.label_counts), metrics=dict(row.metrics), train_seconds=row.train_seconds,
+        artifact_path=row.artifact_path, config_hash=row.config_hash, error=row.error,
+        created_at=row.created_at,
+    )

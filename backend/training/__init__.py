@@ -1,0 +1,1 @@
+"""Training: turning stored labels into a new model version, off the request path."""
