@@ -51,8 +51,10 @@ def serve(
     flask_app = create_app(settings)
     services = flask_app.extensions["tagloop"]
     threading.Thread(target=services.models.base_encoder, name="warm-up", daemon=True).start()
-    typer.echo(f"tagloop serving on http://{host}:{port} (data: {settings.data_dir.resolve()}, "
-               f"database: {settings.resolved_database_url.split('@')[-1]})")
+    typer.echo(
+        f"tagloop serving on http://{host}:{port} (data: {settings.data_dir.resolve()}, "
+        f"database: {settings.resolved_database_url.split('@')[-1]})"
+    )
     waitress_serve(flask_app, host=host, port=port, threads=threads, ident="tagloop")
 
 
@@ -73,16 +75,22 @@ def train(
         known = [p.id for p in services.store.list_projects()]
         typer.secho(f"error: project {project} is unknown; known projects: {known}", fg="red", err=True)
         raise typer.Exit(2)
-    with Console(stderr=True).status(f"training project {project} "
-                                     f"({services.store.count_usable(project)} labels)..."):
+    with Console(stderr=True).status(f"training project {project} ({services.store.count_usable(project)} labels)..."):
         try:
             version = train_project(services, project)
         except (TagloopError, LookupError) as exc:
             typer.secho(f"error: {exc}", fg="red", err=True)
             raise typer.Exit(1) from None
     record = services.store.get_version(version)
-    typer.echo(json.dumps({"model_version": version, "n_train": record.n_train if record else None,
-                           "metrics": record.metrics if record else None}))
+    typer.echo(
+        json.dumps(
+            {
+                "model_version": version,
+                "n_train": record.n_train if record else None,
+                "metrics": record.metrics if record else None,
+            }
+        )
+    )
 
 
 @app.command("settings")

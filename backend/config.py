@@ -48,11 +48,16 @@ class Settings:
         if self.model_kind not in MODEL_KINDS:
             raise SettingsError(f"model_kind: got {self.model_kind!r}, expected one of {list(MODEL_KINDS)}")
         if not 0.0 < self.multi_label_threshold < 1.0:
-            raise SettingsError(
-                f"multi_label_threshold: got {self.multi_label_threshold}, expected a number in (0, 1)"
-            )
-        for name in ("setfit_batch_size", "max_seq_length", "max_text_chars", "max_tasks_per_request",
-                     "max_body_bytes", "predict_batch_size", "min_labels_to_train"):
+            raise SettingsError(f"multi_label_threshold: got {self.multi_label_threshold}, expected a number in (0, 1)")
+        for name in (
+            "setfit_batch_size",
+            "max_seq_length",
+            "max_text_chars",
+            "max_tasks_per_request",
+            "max_body_bytes",
+            "predict_batch_size",
+            "min_labels_to_train",
+        ):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name}: got {getattr(self, name)}, expected an integer >= 1")
         for name in ("train_every", "setfit_num_iterations", "setfit_max_steps"):

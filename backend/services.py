@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from flask import current_app
 
 from backend.config import Settings
+from backend.models.encoder import Encoder
 from backend.models.registry import ModelRegistry
 from backend.store.sql_store import SqlStore
 from backend.training.runner import TrainingRunner
@@ -27,14 +28,17 @@ class Services:
         self.store.close()
 
 
-def build_services(settings: Settings) -> Services:
-    """Open (and migrate) the store, and wire the registry and the trainer."""
+def build_services(settings: Settings, *, base_encoder: Encoder | None = None) -> Services:
+    """Open (and migrate) the store, and wire the registry and the trainer.
+
+    ``base_encoder`` lets several apps in one process (tests) share one loaded body.
+    """
     from backend.training.jobs import train_project
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = SqlStore(settings.resolved_database_url)
     store.migrate()
-    models = ModelRegistry(settings, store)
+    models = ModelRegistry(settings, store, base=base_encoder)
     holder: list[Services] = []
     trainer = TrainingRunner(lambda project_id: train_project(holder[0], project_id))
     services = Services(settings=settings, store=store, models=models, trainer=trainer)

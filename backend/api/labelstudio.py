@@ -46,11 +46,13 @@ def setup() -> Response:
         raise RequestError("'schema': expected the labeling config XML as a string")
     services = get_services()
     project, spec = _register(services, project_id, schema, body.get("hostname"), body.get("access_token"))
-    return jsonify({
-        "model_version": services.models.served_version(project, spec),
-        "controls": [c.name for c in spec.controls],
-        "ignored": list(spec.ignored),
-    })
+    return jsonify(
+        {
+            "model_version": services.models.served_version(project, spec),
+            "controls": [c.name for c in spec.controls],
+            "ignored": list(spec.ignored),
+        }
+    )
 
 
 @bp.post("/predict")
@@ -71,8 +73,7 @@ def predict() -> Response:
     probas = model.predict(texts)
     threshold = settings.multi_label_threshold
     results = [
-        prediction(spec, probas, row, model_version=model.version, threshold=threshold)
-        for row in range(len(req.tasks))
+        prediction(spec, probas, row, model_version=model.version, threshold=threshold) for row in range(len(req.tasks))
     ]
     return jsonify({"results": results, "model_version": model.version})
 
@@ -116,8 +117,11 @@ def _register(
 ) -> tuple[ProjectRecord, LabelSpec]:
     spec = parse_label_config(schema)
     project = services.store.upsert_project(
-        project_id, schema, spec.config_hash,
-        ls_url=hostname if isinstance(hostname, str) else "", ls_token=token if isinstance(token, str) else "",
+        project_id,
+        schema,
+        spec.config_hash,
+        ls_url=hostname if isinstance(hostname, str) else "",
+        ls_token=token if isinstance(token, str) else "",
     )
     return project, spec
 

@@ -17,21 +17,27 @@ def status(project_id: int) -> Response:
     services = get_services()
     project = services.store.get_project(project_id)
     if project is None:
-        raise NotFound(f"project {project_id} is not known to tagloop; known: "
-                       f"{[p.id for p in services.store.list_projects()][:50]}")
+        raise NotFound(
+            f"project {project_id} is not known to tagloop; known: "
+            f"{[p.id for p in services.store.list_projects()][:50]}"
+        )
     spec = parse_label_config(project.label_config)
     served = services.models.served_version(project, spec)
     versions = services.store.list_versions(project_id)
     current = next((v for v in versions if v.name == served), None)
-    return jsonify({
-        "project": project_id,
-        "controls": [{"name": c.name, "labels": list(c.labels), "multi_label": c.multi_label} for c in spec.controls],
-        "labels_usable": services.store.count_usable(project_id),
-        "model_version": served,
-        "current": _version_json(current) if current else None,
-        "versions": [_version_json(v) for v in versions],
-        "training": services.trainer.status(project_id),
-    })
+    return jsonify(
+        {
+            "project": project_id,
+            "controls": [
+                {"name": c.name, "labels": list(c.labels), "multi_label": c.multi_label} for c in spec.controls
+            ],
+            "labels_usable": services.store.count_usable(project_id),
+            "model_version": served,
+            "current": _version_json(current) if current else None,
+            "versions": [_version_json(v) for v in versions],
+            "training": services.trainer.status(project_id),
+        }
+    )
 
 
 @bp.post("/<int:project_id>/train")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from defusedxml import ElementTree
 from defusedxml.common import DefusedXmlException
-from label_studio_sdk.label_interface import LabelInterface
+from label_studio_sdk.label_interface.interface import LabelInterface
 
 from backend.errors import UnsupportedLabelConfig
 

@@ -71,8 +71,9 @@ def parse_predict(body: Any, *, max_tasks: int) -> PredictRequest:
     body = require_object(body)
     tasks = body.get("tasks")
     if not isinstance(tasks, list):
-        raise RequestError(f"'tasks': got {type(tasks).__name__ if tasks is not None else 'nothing'}, "
-                           "expected a list of task objects")
+        raise RequestError(
+            f"'tasks': got {type(tasks).__name__ if tasks is not None else 'nothing'}, expected a list of task objects"
+        )
     if len(tasks) > max_tasks:
         raise UnprocessableRequest(f"'tasks' has {len(tasks)} items; the limit is {max_tasks} per request")
     parsed = []
@@ -133,10 +134,14 @@ def annotation_record(event: WebhookEvent, spec: LabelSpec) -> AnnotationRecord:
     if isinstance(author, dict):
         author = author.get("email") or author.get("id")
     return AnnotationRecord(
-        id=aid, project_id=project_id, task_id=task_id,
+        id=aid,
+        project_id=project_id,
+        task_id=task_id,
         choices=result_choices(ann.get("result"), spec),
-        author=str(author or ""), was_cancelled=bool(ann.get("was_cancelled", False)),
-        ls_created_at=str(ann.get("created_at") or ""), ls_updated_at=str(ann.get("updated_at") or ""),
+        author=str(author or ""),
+        was_cancelled=bool(ann.get("was_cancelled", False)),
+        ls_created_at=str(ann.get("created_at") or ""),
+        ls_updated_at=str(ann.get("updated_at") or ""),
     )
 
 
@@ -215,9 +220,7 @@ def control_text(control: ControlSpec, data: dict[str, Any], *, task_ref: str, m
     if control.object_tag == "Paragraphs":
         if not isinstance(value, list):
             raise UnprocessableRequest(f"{task_ref}: {control.value_key!r} must be a list of paragraphs")
-        text = "\n".join(
-            str(p.get(control.paragraph_text_key, "")) if isinstance(p, dict) else str(p) for p in value
-        )
+        text = "\n".join(str(p.get(control.paragraph_text_key, "")) if isinstance(p, dict) else str(p) for p in value)
     elif isinstance(value, (dict, list)):
         raise UnprocessableRequest(f"{task_ref}: {control.value_key!r} is a {type(value).__name__}, expected text")
     else:

@@ -39,12 +39,16 @@ def prediction(
     for control in spec.controls:
         proba = probas[control.name][row]
         scores.append(confidence(control, proba, threshold))
-        results.append({
-            "from_name": control.name,
-            "to_name": control.to_name,
-            "type": "choices",
-            "value": {"choices": chosen(control, proba, threshold)},
-            "score": round(scores[-1], 6),
-            "meta": {"probabilities": {lab: round(float(p), 6) for lab, p in zip(control.labels, proba, strict=True)}},
-        })
+        results.append(
+            {
+                "from_name": control.name,
+                "to_name": control.to_name,
+                "type": "choices",
+                "value": {"choices": chosen(control, proba, threshold)},
+                "score": round(scores[-1], 6),
+                "meta": {
+                    "probabilities": {lab: round(float(p), 6) for lab, p in zip(control.labels, proba, strict=True)}
+                },
+            }
+        )
     return {"result": results, "score": round(min(scores), 6), "model_version": model_version}

@@ -62,8 +62,10 @@ def zero_shot_heads(encoder: Encoder, spec: LabelSpec, temperature: float) -> di
     for control in spec.controls:
         prompts = [label_prompt(label, hint) for label, hint in zip(control.labels, control.hints, strict=True)]
         heads[control.name] = ZeroShotHead(
-            labels=control.labels, multi_label=control.multi_label,
-            label_embeddings=encoder.encode(prompts), temperature=temperature,
+            labels=control.labels,
+            multi_label=control.multi_label,
+            label_embeddings=encoder.encode(prompts),
+            temperature=temperature,
         )
     return heads
 

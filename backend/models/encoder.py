@@ -55,8 +55,11 @@ class Encoder:
             return np.zeros((0, self.dim), dtype=np.float32)
         with self._lock:
             out = self.body.encode(
-                list(texts), batch_size=self.batch_size, normalize_embeddings=True,
-                convert_to_numpy=True, show_progress_bar=False,
+                list(texts),
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
             )
         return np.asarray(out, dtype=np.float32)
 

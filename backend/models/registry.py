@@ -19,11 +19,11 @@ log = logging.getLogger(__name__)
 class ModelRegistry:
     """Per project, the classifier being served. Readers get a reference; publishing replaces it."""
 
-    def __init__(self, settings: Settings, store: SqlStore) -> None:
+    def __init__(self, settings: Settings, store: SqlStore, *, base: Encoder | None = None) -> None:
         self.settings = settings
         self.store = store
         self._lock = threading.RLock()
-        self._base: Encoder | None = None
+        self._base = base
         self._served: dict[int, TextClassifier] = {}
 
     @property
@@ -37,7 +37,8 @@ class ModelRegistry:
             if self._base is None:
                 log.info("loading base model from %s", self.base_path)
                 self._base = Encoder.load(
-                    self.base_path, max_seq_length=self.settings.max_seq_length,
+                    self.base_path,
+                    max_seq_length=self.settings.max_seq_length,
                     batch_size=self.settings.predict_batch_size,
                 )
             return self._base
@@ -78,6 +79,7 @@ class ModelRegistry:
             raise LookupError(f"model version {version!r} has no artifact")
         log.info("loading %s from %s", version, record.artifact_path)
         return TextClassifier.load(
-            Path(record.artifact_path), max_seq_length=self.settings.max_seq_length,
+            Path(record.artifact_path),
+            max_seq_length=self.settings.max_seq_length,
             batch_size=self.settings.predict_batch_size,
         )

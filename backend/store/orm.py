@@ -17,8 +17,6 @@ def utcnow() -> datetime:
 class Base(DeclarativeBase):
     """Declarative base of every tagloop table."""
 
-    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
-
 
 class Project(Base):
     """A Label Studio project tagloop serves."""

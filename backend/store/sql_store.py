@@ -74,8 +74,13 @@ class SqlStore:
         with self._session() as s, s.begin():
             row = s.get(orm.Project, project_id)
             if row is None:
-                row = orm.Project(id=project_id, label_config=label_config, config_hash=config_hash,
-                                  ls_url=ls_url, ls_token=ls_token)
+                row = orm.Project(
+                    id=project_id,
+                    label_config=label_config,
+                    config_hash=config_hash,
+                    ls_url=ls_url,
+                    ls_token=ls_token,
+                )
                 s.add(row)
             else:
                 row.label_config, row.config_hash = label_config, config_hash
@@ -133,11 +138,19 @@ class SqlStore:
         with self._session() as s, s.begin():
             row = s.get(orm.Annotation, rec.id)
             if row is None:
-                s.add(orm.Annotation(
-                    id=rec.id, project_id=rec.project_id, task_id=rec.task_id, choices=rec.choices,
-                    author=rec.author, was_cancelled=rec.was_cancelled, deleted=rec.deleted,
-                    ls_created_at=rec.ls_created_at, ls_updated_at=rec.ls_updated_at,
-                ))
+                s.add(
+                    orm.Annotation(
+                        id=rec.id,
+                        project_id=rec.project_id,
+                        task_id=rec.task_id,
+                        choices=rec.choices,
+                        author=rec.author,
+                        was_cancelled=rec.was_cancelled,
+                        deleted=rec.deleted,
+                        ls_created_at=rec.ls_created_at,
+                        ls_updated_at=rec.ls_updated_at,
+                    )
+                )
                 return True
             if row.deleted:
                 return False
@@ -195,10 +208,14 @@ class SqlStore:
     def count_usable(self, project_id: int) -> int:
         """How many usable annotations the project has."""
         with self._session() as s:
-            q = select(func.count()).select_from(orm.Annotation).where(
-                orm.Annotation.project_id == project_id,
-                orm.Annotation.deleted.is_(False),
-                orm.Annotation.was_cancelled.is_(False),
+            q = (
+                select(func.count())
+                .select_from(orm.Annotation)
+                .where(
+                    orm.Annotation.project_id == project_id,
+                    orm.Annotation.deleted.is_(False),
+                    orm.Annotation.was_cancelled.is_(False),
+                )
             )
             return int(s.scalar(q) or 0)
 
@@ -207,10 +224,17 @@ class SqlStore:
         """Record a new model version."""
         with self._session() as s, s.begin():
             row = orm.ModelVersion(
-                project_id=rec.project_id, name=rec.name, tier=rec.tier, status=rec.status,
-                n_train=rec.n_train, label_counts=rec.label_counts, metrics=rec.metrics,
-                train_seconds=rec.train_seconds, artifact_path=rec.artifact_path,
-                config_hash=rec.config_hash, error=rec.error,
+                project_id=rec.project_id,
+                name=rec.name,
+                tier=rec.tier,
+                status=rec.status,
+                n_train=rec.n_train,
+                label_counts=rec.label_counts,
+                metrics=rec.metrics,
+                train_seconds=rec.train_seconds,
+                artifact_path=rec.artifact_path,
+                config_hash=rec.config_hash,
+                error=rec.error,
             )
             s.add(row)
             s.flush()
@@ -231,29 +255,51 @@ class SqlStore:
     def count_versions(self, project_id: int, tier: str) -> int:
         """How many versions of this tier the project has (to number the next one)."""
         with self._session() as s:
-            q = select(func.count()).select_from(orm.ModelVersion).where(
-                orm.ModelVersion.project_id == project_id, orm.ModelVersion.tier == tier
+            q = (
+                select(func.count())
+                .select_from(orm.ModelVersion)
+                .where(orm.ModelVersion.project_id == project_id, orm.ModelVersion.tier == tier)
             )
             return int(s.scalar(q) or 0)
 
 
 def _project(row: orm.Project) -> ProjectRecord:
-    return ProjectRecord(id=row.id, label_config=row.label_config, config_hash=row.config_hash,
-                         ls_url=row.ls_url, ls_token=row.ls_token, current_version=row.current_version)
+    return ProjectRecord(
+        id=row.id,
+        label_config=row.label_config,
+        config_hash=row.config_hash,
+        ls_url=row.ls_url,
+        ls_token=row.ls_token,
+        current_version=row.current_version,
+    )
 
 
 def _annotation(row: orm.Annotation) -> AnnotationRecord:
     return AnnotationRecord(
-        id=row.id, project_id=row.project_id, task_id=row.task_id, choices=dict(row.choices),
-        author=row.author, was_cancelled=row.was_cancelled, deleted=row.deleted,
-        ls_created_at=row.ls_created_at, ls_updated_at=row.ls_updated_at,
+        id=row.id,
+        project_id=row.project_id,
+        task_id=row.task_id,
+        choices=dict(row.choices),
+        author=row.author,
+        was_cancelled=row.was_cancelled,
+        deleted=row.deleted,
+        ls_created_at=row.ls_created_at,
+        ls_updated_at=row.ls_updated_at,
     )
 
 
 def _version(row: orm.ModelVersion) -> ModelVersionRecord:
     return ModelVersionRecord(
-        name=row.name, project_id=row.project_id, tier=row.tier, status=row.status, n_train=row.n_train,
-        label_counts=dict(row.label_counts), metrics=dict(row.metrics), train_seconds=row.train_seconds,
-        artifact_path=row.artifact_path, config_hash=row.config_hash, error=row.error,
+        name=row.name,
+        project_id=row.project_id,
+        tier=row.tier,
+        status=row.status,
+        n_train=row.n_train,
+        label_counts=dict(row.label_counts),
+        metrics=dict(row.metrics),
+        train_seconds=row.train_seconds,
+        artifact_path=row.artifact_path,
+        config_hash=row.config_hash,
+        error=row.error,
         created_at=row.created_at,
     )

@@ -32,11 +32,19 @@ def train_project(services: Services, project_id: int) -> str:
     if path.exists():
         shutil.rmtree(path)
     result.classifier.save(path)
-    store.add_version(ModelVersionRecord(
-        name=version, project_id=project_id, tier=TIER, n_train=result.n_train,
-        label_counts=result.label_counts, metrics=result.metrics, train_seconds=round(result.seconds, 2),
-        artifact_path=str(path.resolve()), config_hash=spec.config_hash,
-    ))
+    store.add_version(
+        ModelVersionRecord(
+            name=version,
+            project_id=project_id,
+            tier=TIER,
+            n_train=result.n_train,
+            label_counts=result.label_counts,
+            metrics=result.metrics,
+            train_seconds=round(result.seconds, 2),
+            artifact_path=str(path.resolve()),
+            config_hash=spec.config_hash,
+        )
+    )
     store.set_current_version(project_id, version)
     services.models.publish(project_id, result.classifier)
     log.info("published %s (%.1f s, metrics %s)", version, result.seconds, result.metrics)

@@ -30,8 +30,12 @@ class JobState:
     def as_json(self) -> dict[str, Any]:
         """JSON-ready view."""
         return {
-            "state": self.state, "reason": self.reason, "last_version": self.last_version,
-            "last_error": self.last_error, "last_seconds": self.last_seconds, "runs": self.runs,
+            "state": self.state,
+            "reason": self.reason,
+            "last_version": self.last_version,
+            "last_error": self.last_error,
+            "last_seconds": self.last_seconds,
+            "runs": self.runs,
             "failures": self.failures,
             "running_for_s": round(time.time() - self.started_at, 1) if self.started_at else None,
         }

@@ -84,9 +84,15 @@ def _fine_tune_body(encoder: Encoder, rows: ControlData, settings: Settings) -> 
         model = SetFitModel(model_body=encoder.body)
     with tempfile.TemporaryDirectory(prefix="tagloop-setfit-") as out:
         args = TrainingArguments(
-            output_dir=out, batch_size=settings.setfit_batch_size, num_epochs=1,
-            num_iterations=settings.setfit_num_iterations, max_steps=settings.setfit_max_steps,
-            seed=settings.seed, report_to="none", show_progress_bar=False, save_strategy="no",
+            output_dir=out,
+            batch_size=settings.setfit_batch_size,
+            num_epochs=1,
+            num_iterations=settings.setfit_num_iterations,
+            max_steps=settings.setfit_max_steps,
+            seed=settings.seed,
+            report_to="none",
+            show_progress_bar=False,
+            save_strategy="no",
             end_to_end=False,
         )
         trainer = Trainer(model=model, args=args, train_dataset=Dataset.from_dict({"text": rows.texts, "label": y}))
