@@ -156,3 +156,15 @@ def test_multi_label_training_on_jigsaw(client: Any, app: Any) -> None:
     assert status["model_version"] == "11-setfit-1", status["training"]
     res = client.post("/predict", json={"tasks": [{"id": 1, "data": {"text": rows[0]["text"]}}], "project": 11}).json
     assert res["model_version"] == "11-setfit-1"
+
+
+def test_failed_training_keeps_serving_and_reports_error(client: Any, app: Any) -> None:
+    setup_project(client, 12, NEWS)
+    ev = annotation_event(12, NEWS, 990, 991, "Only one label so far.", "topic", ["World"])
+    assert client.post("/webhook", json=ev).status_code == 200
+    assert client.post("/api/projects/12/train").status_code == 202
+    assert app.extensions["tagloop"].trainer.wait_idle(60)
+    status = client.get("/api/projects/12").json
+    assert "need at least 4" in status["training"]["last_error"] and status["training"]["failures"] == 1
+    r = client.post("/predict", json={"tasks": [{"id": 1, "data": {"text": "Elections held today."}}], "project": 12})
+    assert r.status_code == 200 and r.json["model_version"].startswith("12-zeroshot-")
