@@ -57,12 +57,26 @@ def test_train_command(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, encoder:
     xml = config_xml("binary_sentiment")
     client.post("/setup", json={"project": "4.1", "schema": xml})
     for i, row in enumerate(read_rows("sst2", 8)):
-        client.post("/webhook", json={
-            "action": "ANNOTATION_CREATED", "project": {"id": 4, "label_config": xml},
-            "task": {"id": i + 1, "data": {"text": row["text"]}},
-            "annotation": {"id": i + 1, "task": i + 1, "result": [
-                {"from_name": "sentiment", "to_name": "text", "type": "choices", "value": {"choices": [row["label"]]}}]},
-        })
+        client.post(
+            "/webhook",
+            json={
+                "action": "ANNOTATION_CREATED",
+                "project": {"id": 4, "label_config": xml},
+                "task": {"id": i + 1, "data": {"text": row["text"]}},
+                "annotation": {
+                    "id": i + 1,
+                    "task": i + 1,
+                    "result": [
+                        {
+                            "from_name": "sentiment",
+                            "to_name": "text",
+                            "type": "choices",
+                            "value": {"choices": [row["label"]]},
+                        }
+                    ],
+                },
+            },
+        )
     services.close()
     for key, value in (("SETFIT_MAX_STEPS", "2"), ("SETFIT_NUM_ITERATIONS", "2")):
         monkeypatch.setenv(f"TAGLOOP_{key}", value)

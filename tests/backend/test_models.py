@@ -59,7 +59,14 @@ def test_classifier_save_load_round_trip(encoder: Any, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("usable", "trained_on", "every", "expected"),
-    [(9, 0, 10, False), (10, 0, 10, True), (25, 16, 10, False), (26, 16, 10, True), (100, 0, 0, False), (3, 0, 1, False)],
+    [
+        (9, 0, 10, False),
+        (10, 0, 10, True),
+        (25, 16, 10, False),
+        (26, 16, 10, True),
+        (100, 0, 0, False),
+        (3, 0, 1, False),
+    ],
 )
 def test_should_train(usable: int, trained_on: int, every: int, expected: bool) -> None:
     assert should_train(usable, trained_on, train_every=every, min_labels=4) is expected
