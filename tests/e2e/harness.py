@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import signal
@@ -80,6 +81,7 @@ class _ServerProcess:
         self.log_path = log_path
         self.startup_timeout = startup_timeout
         self._proc: subprocess.Popen[bytes] | None = None
+        self._reaped = True  # nothing left to signal
 
     @property
     def pid(self) -> int:
@@ -124,6 +126,7 @@ class _ServerProcess:
                 cwd=self._cwd(),
                 start_new_session=True,
             )
+        self._reaped = False
         try:
             self._wait_healthy()
         except BaseException:
@@ -151,14 +154,12 @@ class _ServerProcess:
             time.sleep(0.5)
 
     def _signal_group(self, sig: signal.Signals) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.pid, sig)
-        except ProcessLookupError:
-            pass
 
     def stop(self, timeout: float = 15.0) -> None:
         """SIGTERM to the process group, then SIGKILL if it is still alive after ``timeout`` s."""
-        if self._proc is None:
+        if self._proc is None or self._reaped:
             return
         if self._proc.poll() is None:
             self._signal_group(signal.SIGTERM)
@@ -168,13 +169,15 @@ class _ServerProcess:
                 self._signal_group(signal.SIGKILL)
                 self._proc.wait()
         self._signal_group(signal.SIGKILL)  # children left in the group, if any
+        self._reaped = True
 
     def kill(self) -> None:
         """SIGKILL the process group at once (simulates a crash)."""
-        if self._proc is None:
+        if self._proc is None or self._reaped:
             return
         self._signal_group(signal.SIGKILL)
         self._proc.wait()
+        self._reaped = True
 
     def __enter__(self) -> Self:
         return self.start()

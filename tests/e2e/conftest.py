@@ -1,0 +1,41 @@
+"""Fixtures for end-to-end tests against a real Label Studio; every test here is marked ``e2e``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from label_studio_sdk import LabelStudio
+
+from tests.e2e.harness import REPO, LabelStudioServer, ensure_label_studio_venv
+
+HERE = Path(__file__).resolve().parent
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the ``e2e`` marker (in case the ini file does not)."""
+    config.addinivalue_line("markers", "e2e: starts a real Label Studio server")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test under this directory ``e2e``."""
+    for item in items:
+        if item.path.resolve().is_relative_to(HERE):
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(scope="session")
+def label_studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabelStudioServer]:
+    """One running Label Studio for the session (its venv comes from ``$TAGLOOP_LS_VENV``, default ``.ls-venv``)."""
+    venv = Path(os.environ.get("TAGLOOP_LS_VENV", REPO / ".ls-venv"))
+    executable = ensure_label_studio_venv(venv)  # raises, never skips: the README's test command installs it
+    with LabelStudioServer(executable, tmp_path_factory.mktemp("label-studio")) as server:
+        yield server
+
+
+@pytest.fixture
+def ls_client(label_studio: LabelStudioServer) -> LabelStudio:
+    """SDK client for the session's Label Studio."""
+    return label_studio.client()
