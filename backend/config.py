@@ -39,6 +39,10 @@ class Settings:
     max_body_bytes: int = 20 * 1024 * 1024
     predict_batch_size: int = 32
     zero_shot_temperature: float = 0.05
+    push_top_k: int = 200
+    """Predictions pushed to Label Studio per promoted version (the head of the annotator queue)."""
+    push_pool_limit: int = 20_000
+    """Unlabeled tasks scored per push."""
     label_studio_url: str = ""
     label_studio_token: str = ""
     seed: int = 42
@@ -60,7 +64,7 @@ class Settings:
         ):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name}: got {getattr(self, name)}, expected an integer >= 1")
-        for name in ("train_every", "setfit_num_iterations", "setfit_max_steps"):
+        for name in ("train_every", "setfit_num_iterations", "setfit_max_steps", "push_top_k", "push_pool_limit"):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{name}: got {getattr(self, name)}, expected an integer >= 0")
         if self.zero_shot_temperature <= 0:

@@ -94,6 +94,9 @@ def webhook() -> tuple[Response, int]:
         return jsonify({"status": "stored", "changed": changed, "training": _maybe_train(services, project)}), 200
     if event.action == "ANNOTATIONS_DELETED":
         return jsonify({"status": "deleted", "changed": services.store.mark_deleted(event.deleted_ids)}), 200
+    if event.action == "TASKS_CREATED":
+        project, _ = _project_for(services, event.project_id, event.label_config)
+        return jsonify({"status": "stored", "changed": services.store.upsert_tasks(project.id, event.tasks)}), 200
     if event.action == "START_TRAINING":
         if event.project_id is None:
             raise RequestError("START_TRAINING: 'project' with an id is required")

@@ -1,22 +1,37 @@
-"""Calls tagloop makes to Label Studio's API (through label-studio-sdk)."""
+"""Calls tagloop makes to Label Studio's API (through label-studio-sdk), used from background jobs only."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from typing import Any
 
 log = logging.getLogger(__name__)
 
 
-def set_project_model_version(url: str, token: str, project_id: int, version: str) -> bool:
-    """PATCH the LS project's ``model_version`` so LS asks for (and ranks by) the new version's predictions.
+class LabelStudioClient:
+    """The few Label Studio API calls tagloop needs, for one Label Studio instance."""
 
-    Returns False, logging why, when Label Studio cannot be reached; training is never failed for this.
-    """
-    from label_studio_sdk import LabelStudio
+    def __init__(self, url: str, token: str, *, timeout: float = 60.0) -> None:
+        from label_studio_sdk import LabelStudio
 
-    try:
-        LabelStudio(base_url=url, api_key=token, timeout=10).projects.update(id=project_id, model_version=version)
-    except Exception as exc:  # network or API error: logged, the next promotion tries again
-        log.warning("could not set model_version of LS project %s at %s: %s", project_id, url, exc)
-        return False
-    return True
+        self.url = url
+        self._sdk = LabelStudio(base_url=url, api_key=token, timeout=timeout)
+
+    def delete_predictions(self, project_id: int, task_ids: Sequence[int]) -> None:
+        """Delete every prediction of the listed tasks (never called with ``all: true``: that wipes the project)."""
+        if task_ids:
+            self._sdk.actions.create(
+                id="delete_tasks_predictions",
+                project=project_id,
+                selected_items={"all": False, "included": [int(t) for t in task_ids]},
+            )
+
+    def import_predictions(self, project_id: int, predictions: Sequence[dict[str, Any]]) -> None:
+        """One bulk request: ``[{"task", "model_version", "score", "result"}]``."""
+        if predictions:
+            self._sdk.projects.import_predictions(id=project_id, request=list(predictions))  # type: ignore[arg-type]
+
+    def set_model_version(self, project_id: int, version: str) -> None:
+        """PATCH the project's ``model_version`` (LS accepts it only once predictions of it exist)."""
+        self._sdk.projects.update(id=project_id, model_version=version)

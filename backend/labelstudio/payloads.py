@@ -40,6 +40,8 @@ class WebhookEvent:
     annotation: dict[str, Any] | None = None
     task: dict[str, Any] | None = None
     deleted_ids: list[int] = field(default_factory=list)
+    tasks: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    """``TASKS_CREATED``: (LS task id, data) of the new tasks."""
 
 
 def parse_project_id(value: Any) -> int | None:
@@ -108,6 +110,15 @@ def parse_webhook(body: Any) -> WebhookEvent:
             if isinstance(aid, bool) or not isinstance(aid, int):
                 raise RequestError(f"annotations[{i}].id: got {aid!r}, expected an integer")
             deleted.append(aid)
+    tasks: list[tuple[int, dict[str, Any]]] = []
+    if action == "TASKS_CREATED":
+        items = body.get("tasks")
+        if not isinstance(items, list):
+            raise RequestError("'tasks': expected a list of task objects for TASKS_CREATED")
+        for i, item in enumerate(items):
+            if not isinstance(item, dict) or not isinstance(item.get("data"), dict):
+                raise RequestError(f"tasks[{i}]: expected an object with an 'id' and a 'data' object")
+            tasks.append((_int_field(f"tasks[{i}].id", item.get("id")), item["data"]))
     annotation = body.get("annotation")
     task = body.get("task")
     return WebhookEvent(
@@ -117,6 +128,7 @@ def parse_webhook(body: Any) -> WebhookEvent:
         annotation=annotation if isinstance(annotation, dict) else None,
         task=task if isinstance(task, dict) else None,
         deleted_ids=deleted,
+        tasks=tasks,
     )
 
 

@@ -17,6 +17,7 @@ class ProjectRecord:
     ls_url: str = ""
     ls_token: str = ""
     current_version: str | None = None
+    pushed_tasks: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)

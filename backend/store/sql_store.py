@@ -105,6 +105,11 @@ class SqlStore:
         with self._session() as s, s.begin():
             s.execute(update(orm.Project).where(orm.Project.id == project_id).values(current_version=name))
 
+    def set_pushed_tasks(self, project_id: int, task_ids: Sequence[int]) -> None:
+        """Record which LS tasks now carry tagloop's pushed predictions."""
+        with self._session() as s, s.begin():
+            s.execute(update(orm.Project).where(orm.Project.id == project_id).values(pushed_tasks=list(task_ids)))
+
     # tasks ----------------------------------------------------------------------------------------
     def upsert_tasks(self, project_id: int, tasks: Iterable[tuple[int, dict[str, Any]]]) -> int:
         """Store task data by LS task id; returns how many rows were new or changed."""
@@ -131,6 +136,20 @@ class SqlStore:
         with self._session() as s:
             row = s.get(orm.Task, task_id)
             return dict(row.data) if row else None
+
+    def unlabeled_tasks(self, project_id: int, *, limit: int) -> list[tuple[int, dict[str, Any]]]:
+        """Tasks of the project with no live (non-deleted) annotation, by task id: ``[(task_id, data)]``."""
+        labeled = select(orm.Annotation.task_id).where(
+            orm.Annotation.project_id == project_id, orm.Annotation.deleted.is_(False)
+        )
+        q = (
+            select(orm.Task.id, orm.Task.data)
+            .where(orm.Task.project_id == project_id, orm.Task.id.not_in(labeled))
+            .order_by(orm.Task.id)
+            .limit(limit)
+        )
+        with self._session() as s:
+            return [(int(tid), dict(data)) for tid, data in s.execute(q).tuples()]
 
     # annotations ----------------------------------------------------------------------------------
     def upsert_annotation(self, rec: AnnotationRecord) -> bool:
@@ -271,6 +290,7 @@ def _project(row: orm.Project) -> ProjectRecord:
         ls_url=row.ls_url,
         ls_token=row.ls_token,
         current_version=row.current_version,
+        pushed_tasks=tuple(row.pushed_tasks or ()),
     )
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 import shutil
 
-from backend.labelstudio.client import set_project_model_version
-from backend.labelstudio.label_config import parse_label_config
+from backend.labelstudio.client import LabelStudioClient
+from backend.labelstudio.label_config import LabelSpec, parse_label_config
+from backend.labelstudio.sync import push_version
+from backend.models.classifier import TextClassifier
 from backend.services import Services
 from backend.store.records import ModelVersionRecord
 from backend.training.dataset import control_data
@@ -48,6 +50,34 @@ def train_project(services: Services, project_id: int) -> str:
     store.set_current_version(project_id, version)
     services.models.publish(project_id, result.classifier)
     log.info("published %s (%.1f s, metrics %s)", version, result.seconds, result.metrics)
-    if project.ls_url and project.ls_token:
-        set_project_model_version(project.ls_url, project.ls_token, project_id, version)
+    sync_label_studio(services, project_id, spec, result.classifier)
     return version
+
+
+def sync_label_studio(services: Services, project_id: int, spec: LabelSpec, model: TextClassifier) -> None:
+    """Push the new version's top-K predictions to Label Studio; failures are logged, never raised."""
+    settings = services.settings
+    project = services.store.get_project(project_id)
+    if project is None:
+        return
+    url = settings.label_studio_url or project.ls_url
+    token = settings.label_studio_token or project.ls_token
+    if not (url and token):
+        log.info("project %s: no Label Studio URL/token (from /setup or settings); nothing pushed", project_id)
+        return
+    try:
+        result = push_version(
+            services.store,
+            project,
+            spec,
+            model,
+            top_k=settings.push_top_k,
+            pool_limit=settings.push_pool_limit,
+            max_chars=settings.max_text_chars,
+            threshold=settings.multi_label_threshold,
+            client=LabelStudioClient(url, token),
+        )
+    except Exception as exc:  # Label Studio down or refusing: the new version serves anyway
+        log.warning("project %s: pushing %s to Label Studio at %s failed: %s", project_id, model.version, url, exc)
+        return
+    log.info("project %s: pushed %s (%s)", project_id, model.version, result)

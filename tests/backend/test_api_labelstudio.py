@@ -168,3 +168,19 @@ def test_failed_training_keeps_serving_and_reports_error(client: Any, app: Any) 
     assert "need at least 4" in status["training"]["last_error"] and status["training"]["failures"] == 1
     r = client.post("/predict", json={"tasks": [{"id": 1, "data": {"text": "Elections held today."}}], "project": 12})
     assert r.status_code == 200 and r.json["model_version"].startswith("12-zeroshot-")
+
+
+def test_tasks_created_are_stored_as_the_unlabeled_pool(client: Any, app: Any) -> None:
+    setup_project(client, 13, NEWS)
+    body = {
+        "action": "TASKS_CREATED",
+        "project": {"id": 13},
+        "tasks": [{"id": 31, "data": {"text": "a"}}, {"id": 32, "data": {"text": "b"}}],
+    }
+    assert client.post("/webhook", json=body).json == {"status": "stored", "changed": 2}
+    client.post("/webhook", json=annotation_event(13, NEWS, 1300, 31, "a", "topic", ["World"]))
+    assert app.extensions["tagloop"].store.unlabeled_tasks(13, limit=10) == [(32, {"text": "b"})]
+    bad = client.post(
+        "/webhook", json={"action": "TASKS_CREATED", "project": {"id": 13}, "tasks": [{"id": "x", "data": {}}]}
+    )
+    assert bad.status_code == 400 and "tasks[0].id" in bad.json["reason"]

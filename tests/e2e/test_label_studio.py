@@ -1,0 +1,114 @@
+"""tagloop against a real Label Studio 1.23: connect, pre-annotate, learn from labels, serve a new version."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from label_studio_sdk import LabelStudio
+
+from tests.conftest import config_xml, read_rows, split_labels
+from tests.e2e.harness import LabelStudioServer, TagloopServer, wait_until
+
+N_TASKS = 20
+N_LABELED = 16
+
+
+@pytest.fixture
+def tagloop(tmp_path: Path) -> Iterator[TagloopServer]:
+    env = {
+        "TAGLOOP_DATA_DIR": str(tmp_path / "tagloop"),
+        "TAGLOOP_TRAIN_EVERY": "0",  # train when Label Studio asks (START_TRAINING), so versions are predictable
+        "TAGLOOP_SETFIT_MAX_STEPS": "8",
+        "TAGLOOP_SETFIT_BATCH_SIZE": "8",
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+    }
+    with TagloopServer(env, log_path=tmp_path / "tagloop.log") as server:
+        yield server
+
+
+def status(tagloop: TagloopServer, project: int) -> dict[str, Any]:
+    return requests.get(f"{tagloop.url}/api/projects/{project}", timeout=10).json()
+
+
+def predictions(client: LabelStudio, task_id: int) -> list[dict[str, Any]]:
+    """Open a task through the API (as the labeling page does): LS calls /predict if it has no prediction."""
+    items = client.tasks.get(id=str(task_id)).predictions or []
+    return [p.model_dump() if hasattr(p, "model_dump") else dict(p) for p in items]
+
+
+def run_loop(
+    client: LabelStudio, tagloop: TagloopServer, config: str, control: str, rows: list[dict[str, str]], multi: bool
+) -> None:
+    spec_labels = {
+        "news_topics": {"World", "Sports", "Business", "Sci/Tech"},
+        "toxicity_types": {"toxic", "severe_toxic", "obscene", "threat", "insult", "identity_hate"},
+    }[config]
+    project = client.projects.create(title=f"tagloop e2e {config}", label_config=config_xml(config))
+    pid = project.id
+    imported = client.projects.import_tasks(
+        id=pid, request=[{"text": r["text"]} for r in rows[:-2]], return_task_ids=True
+    )
+    task_ids = list(imported.task_ids)
+    assert len(task_ids) == N_TASKS - 2
+    backend = client.ml.create(project=pid, url=tagloop.url, title="tagloop")
+    assert backend.state == "CO", backend
+    # tasks imported after connecting reach tagloop as TASKS_CREATED webhooks
+    late = client.projects.import_tasks(id=pid, request=[{"text": r["text"]} for r in rows[-2:]], return_task_ids=True)
+    task_ids += list(late.task_ids)
+
+    zero_shot = status(tagloop, pid)["model_version"]
+    assert zero_shot == f"{pid}-zeroshot-{zero_shot.rsplit('-', 1)[1]}"
+    (pred,) = predictions(client, task_ids[-1])
+    assert pred["model_version"] == zero_shot
+    assert 0.0 <= pred["score"] <= 1.0
+    (item,) = pred["result"]
+    assert item["from_name"] == control and item["type"] == "choices"
+    assert set(item["value"]["choices"]) <= spec_labels
+    if not multi:
+        assert len(item["value"]["choices"]) == 1
+
+    for task_id, row in zip(task_ids[:N_LABELED], rows[:N_LABELED], strict=True):
+        labels = split_labels(row["label"]) if multi else [row["label"]]
+        client.annotations.create(
+            id=task_id,
+            result=[{"from_name": control, "to_name": "text", "type": "choices", "value": {"choices": labels}}],
+        )
+    wait_until(lambda: status(tagloop, pid)["labels_usable"] == N_LABELED, 30, what="webhooks to arrive")
+
+    client.ml.train(id=backend.id)  # LS sends START_TRAINING to /webhook
+    trained = f"{pid}-setfit-1"
+    wait_until(lambda: status(tagloop, pid)["model_version"] == trained, 300, what=f"{trained} to serve")
+    current = status(tagloop, pid)["current"]
+    assert current["n_train"] == N_LABELED
+    # tagloop told Label Studio about the new version (with the token LS gave in /setup)
+    wait_until(lambda: client.projects.get(id=pid).model_version == trained, 30, what="LS model_version")
+
+    # the new version's predictions were pushed for the unlabeled tasks tagloop knows: the one opened above
+    # and the two that arrived by TASKS_CREATED, none of which anybody opened since
+    for task_id in (task_ids[-1], task_ids[-2]):
+        assert [p["model_version"] for p in predictions(client, task_id)] == [trained]
+    (fresh,) = predictions(client, task_ids[N_LABELED])  # never opened, unknown to tagloop: a live /predict
+    assert fresh["model_version"] == trained and 0.0 <= fresh["score"] <= 1.0
+    assert set(fresh["result"][0]["value"]["choices"]) <= spec_labels
+    client.projects.delete(id=pid)
+
+
+def test_news_topics_on_ag_news(
+    label_studio: LabelStudioServer, ls_client: LabelStudio, tagloop: TagloopServer
+) -> None:
+    run_loop(ls_client, tagloop, "news_topics", "topic", read_rows("ag_news", N_TASKS), multi=False)
+
+
+def test_toxicity_types_on_jigsaw(
+    label_studio: LabelStudioServer, ls_client: LabelStudio, tagloop: TagloopServer
+) -> None:
+    rows = read_rows("jigsaw_toxic", 200)
+    toxic = [r for r in rows if r["label"]][:10]
+    clean = [r for r in rows if not r["label"]][:10]
+    mixed = [row for pair in zip(toxic, clean, strict=True) for row in pair]  # both kinds among the labeled 16
+    run_loop(ls_client, tagloop, "toxicity_types", "toxicity", mixed, multi=True)
