@@ -61,6 +61,9 @@ def serve(
 @app.command()
 def train(
     project: Annotated[int, typer.Option(help="Label Studio project id.")],
+    tier: Annotated[
+        str, typer.Option(help="fast: refit heads on cached embeddings; setfit: fine-tune the body.")
+    ] = "setfit",
     data_dir: DataDir = None,
 ) -> None:
     """Train a new model version of PROJECT now, from the labels tagloop has stored, and make it current."""
@@ -77,8 +80,8 @@ def train(
         raise typer.Exit(2)
     with Console(stderr=True).status(f"training project {project} ({services.store.count_usable(project)} labels)..."):
         try:
-            version = train_project(services, project)
-        except (TagloopError, LookupError) as exc:
+            version = train_project(services, project, tier)
+        except (TagloopError, LookupError, ValueError) as exc:
             typer.secho(f"error: {exc}", fg="red", err=True)
             raise typer.Exit(1) from None
     record = services.store.get_version(version)

@@ -27,7 +27,11 @@ class Settings:
     """Directory of the sentence-transformers body; empty means the bundled all-MiniLM-L6-v2."""
     multi_label_threshold: float = 0.5
     train_every: int = 10
-    """Queue a background training after this many new usable labels (0 turns it off)."""
+    """Queue a slow-tier (SetFit) training after this many new usable labels (0 turns it off)."""
+    fast_tier: bool = True
+    """Refit the heads on cached embeddings after every new label (debounced)."""
+    promotion_tolerance: float = 0.02
+    """A slow-tier version more than this below the served body's CV accuracy is kept but not served."""
     min_labels_to_train: int = 4
     setfit_num_iterations: int = 20
     setfit_max_steps: int = 200
@@ -67,6 +71,8 @@ class Settings:
         for name in ("train_every", "setfit_num_iterations", "setfit_max_steps", "push_top_k", "push_pool_limit"):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{name}: got {getattr(self, name)}, expected an integer >= 0")
+        if not 0.0 <= self.promotion_tolerance <= 1.0:
+            raise SettingsError(f"promotion_tolerance: got {self.promotion_tolerance}, expected a number in [0, 1]")
         if self.zero_shot_temperature <= 0:
             raise SettingsError(f"zero_shot_temperature: got {self.zero_shot_temperature}, expected > 0")
 
@@ -113,6 +119,10 @@ def _convert(name: str, type_name: Any, raw: str) -> Any:
             return float(raw)
         if kind == "Path":
             return Path(raw)
+        if kind == "bool":
+            if raw.strip().lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+                raise ValueError(raw)
+            return raw.strip().lower() in ("1", "true", "yes", "on")
     except ValueError:
         raise SettingsError(f"{PREFIX}{name.upper()}: got {raw!r}, expected a {kind}") from None
     return raw

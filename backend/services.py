@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from flask import current_app
 
 from backend.config import Settings
+from backend.models.embedding_cache import EmbeddingCache
 from backend.models.encoder import Encoder
 from backend.models.registry import ModelRegistry
 from backend.store.sql_store import SqlStore
@@ -21,6 +22,7 @@ class Services:
     store: SqlStore
     models: ModelRegistry
     trainer: TrainingRunner
+    embeddings: EmbeddingCache
 
     def close(self) -> None:
         """Stop the trainer and release the database."""
@@ -40,8 +42,10 @@ def build_services(settings: Settings, *, base_encoder: Encoder | None = None) -
     store.migrate()
     models = ModelRegistry(settings, store, base=base_encoder)
     holder: list[Services] = []
-    trainer = TrainingRunner(lambda project_id: train_project(holder[0], project_id))
-    services = Services(settings=settings, store=store, models=models, trainer=trainer)
+    trainer = TrainingRunner(lambda project_id, tier: train_project(holder[0], project_id, tier))
+    services = Services(
+        settings=settings, store=store, models=models, trainer=trainer, embeddings=EmbeddingCache(store)
+    )
     holder.append(services)
     return services
 

@@ -58,7 +58,13 @@ def encoder() -> Encoder:
 def settings(tmp_path: Path) -> Settings:
     """Fast-training settings on a fresh SQLite data dir."""
     return Settings(
-        data_dir=tmp_path / "data", setfit_max_steps=4, setfit_num_iterations=5, setfit_batch_size=8, train_every=0
+        data_dir=tmp_path / "data",
+        setfit_max_steps=4,
+        setfit_num_iterations=5,
+        setfit_batch_size=8,
+        train_every=0,
+        fast_tier=False,
+        promotion_tolerance=1.0,
     )
 
 

@@ -105,14 +105,20 @@ def webhook() -> tuple[Response, int]:
     return jsonify({"status": "ignored", "note": f"event {event.action!r} is not used by tagloop"}), 200
 
 
-def _maybe_train(services: Services, project: ProjectRecord) -> str | None:
+def _maybe_train(services: Services, project: ProjectRecord) -> dict[str, str] | None:
+    """Queue the fast tier on every new label and the slow tier every ``train_every`` labels."""
     settings = services.settings
     usable = services.store.count_usable(project.id)
-    current = services.store.get_version(project.current_version or "")
-    trained_on = current.n_train if current else 0
+    if usable < settings.min_labels_to_train:
+        return None
+    queued: dict[str, str] = {}
+    if settings.fast_tier:
+        queued["fast"] = services.trainer.request(project.id, "new label", "fast")
+    slow = [v for v in services.store.list_versions(project.id) if v.tier == "setfit"]
+    trained_on = slow[-1].n_train if slow else 0
     if should_train(usable, trained_on, train_every=settings.train_every, min_labels=settings.min_labels_to_train):
-        return services.trainer.request(project.id, f"{usable - trained_on} new labels")
-    return None
+        queued["setfit"] = services.trainer.request(project.id, f"{usable - trained_on} new labels", "setfit")
+    return queued or None
 
 
 def _register(

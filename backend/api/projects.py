@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, jsonify, request
 
-from backend.errors import NotFound
+from backend.errors import NotFound, UnprocessableRequest
 from backend.labelstudio.label_config import parse_label_config
 from backend.services import get_services
 
@@ -35,22 +35,25 @@ def status(project_id: int) -> Response:
             "model_version": served,
             "current": _version_json(current) if current else None,
             "versions": [_version_json(v) for v in versions],
-            "training": services.trainer.status(project_id),
+            "training": {tier: services.trainer.status(project_id, tier) for tier in ("fast", "setfit")},
         }
     )
 
 
 @bp.post("/<int:project_id>/train")
 def train(project_id: int) -> tuple[Response, int]:
-    """Queue a training of the project in the background."""
+    """Queue a training of the project in the background (``?tier=fast|setfit``, default setfit)."""
     services = get_services()
+    tier = request.args.get("tier", "setfit")
+    if tier not in ("fast", "setfit"):
+        raise UnprocessableRequest(f"tier: got {tier!r}, expected one of ['fast', 'setfit']")
     if services.store.get_project(project_id) is None:
         raise NotFound(f"project {project_id} is not known to tagloop")
-    return jsonify({"status": services.trainer.request(project_id, "API request")}), 202
+    return jsonify({"status": services.trainer.request(project_id, "API request", tier), "tier": tier}), 202
 
 
 def _version_json(v: object) -> dict[str, object]:
-    fields = ("name", "tier", "n_train", "label_counts", "metrics", "train_seconds", "created_at")
+    fields = ("name", "tier", "status", "n_train", "label_counts", "metrics", "train_seconds", "created_at")
     out = {f: getattr(v, f) for f in fields}
     out["created_at"] = str(out["created_at"])
     return out

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,19 +34,31 @@ class TextClassifier:
             out[name] = self.heads[name].predict_proba(cache[key])
         return out
 
-    def save(self, directory: Path) -> None:
-        """Write ``body/`` (sentence-transformers), ``heads.joblib`` and ``meta.json``."""
+    def save(self, directory: Path, *, share_body: bool = False) -> None:
+        """Write ``heads.joblib``, ``meta.json`` and, unless ``share_body``, ``body/`` (sentence-transformers).
+
+        With ``share_body`` the version refers to the body directory its encoder was loaded from (fast-tier
+        versions refit heads on an existing body); otherwise the body is written and the encoder now names it.
+        """
         directory.mkdir(parents=True, exist_ok=True)
-        self.encoder.save(directory / "body")
+        if share_body:
+            body_path = self.encoder.source
+        else:
+            self.encoder.save(directory / "body")
+            body_path = str((directory / "body").resolve())
+            self.encoder.source = body_path
         joblib.dump(self.heads, directory / "heads.joblib")
-        meta = {"version": self.version, "heads": {n: h.kind for n, h in self.heads.items()}}
+        meta = {"version": self.version, "body_path": body_path, "heads": {n: h.kind for n, h in self.heads.items()}}
         (directory / "meta.json").write_text(json.dumps(meta, indent=2))
 
     @classmethod
-    def load(cls, directory: Path, *, max_seq_length: int, batch_size: int) -> TextClassifier:
-        """Load what ``save`` wrote (only ever from tagloop's own artifact directory)."""
+    def load(cls, directory: Path, *, load_encoder: Callable[[Path], Encoder]) -> TextClassifier:
+        """Load what ``save`` wrote (only ever from tagloop's own artifact directory).
+
+        ``load_encoder`` maps a body directory to a loaded ``Encoder`` (the registry shares loaded bodies).
+        """
         meta = json.loads((directory / "meta.json").read_text())
-        encoder = Encoder.load(directory / "body", max_seq_length=max_seq_length, batch_size=batch_size)
+        encoder = load_encoder(Path(meta.get("body_path") or directory / "body"))
         heads = joblib.load(directory / "heads.joblib")
         return cls(version=str(meta["version"]), encoder=encoder, heads=heads)
 

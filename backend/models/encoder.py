@@ -42,7 +42,7 @@ class Encoder:
 
         body = SentenceTransformer(str(path), device="cpu")
         body.max_seq_length = max_seq_length
-        return cls(body, source=str(path), batch_size=batch_size)
+        return cls(body, source=str(Path(path).resolve()), batch_size=batch_size)
 
     @property
     def dim(self) -> int:

@@ -25,6 +25,7 @@ class ModelRegistry:
         self._lock = threading.RLock()
         self._base = base
         self._served: dict[int, TextClassifier] = {}
+        self._bodies: dict[str, Encoder] = {}
 
     @property
     def base_path(self) -> Path:
@@ -42,6 +43,19 @@ class ModelRegistry:
                     batch_size=self.settings.predict_batch_size,
                 )
             return self._base
+
+    def encoder_for(self, path: Path) -> Encoder:
+        """The body at ``path``, loaded once per process (the base body included)."""
+        key = str(path.resolve())
+        with self._lock:
+            if key == str(self.base_path.resolve()):
+                return self.base_encoder()
+            if key not in self._bodies:
+                log.info("loading body %s", key)
+                self._bodies[key] = Encoder.load(
+                    path, max_seq_length=self.settings.max_seq_length, batch_size=self.settings.predict_batch_size
+                )
+            return self._bodies[key]
 
     def served_version(self, project: ProjectRecord, spec: LabelSpec) -> str:
         """The version name ``get`` would serve, without loading anything."""
@@ -65,6 +79,7 @@ class ModelRegistry:
     def publish(self, project_id: int, classifier: TextClassifier) -> None:
         """Serve ``classifier`` from now on; requests already holding the old one finish on it."""
         with self._lock:
+            self._bodies.setdefault(str(Path(classifier.encoder.source).resolve()), classifier.encoder)
             self._served[project_id] = classifier
 
     def _trained_matches(self, project: ProjectRecord, spec: LabelSpec) -> bool:
@@ -78,8 +93,4 @@ class ModelRegistry:
         if record is None or not record.artifact_path:
             raise LookupError(f"model version {version!r} has no artifact")
         log.info("loading %s from %s", version, record.artifact_path)
-        return TextClassifier.load(
-            Path(record.artifact_path),
-            max_seq_length=self.settings.max_seq_length,
-            batch_size=self.settings.predict_batch_size,
-        )
+        return TextClassifier.load(Path(record.artifact_path), load_encoder=self.encoder_for)

@@ -149,7 +149,7 @@ class SqlStore:
             .limit(limit)
         )
         with self._session() as s:
-            return [(int(tid), dict(data)) for tid, data in s.execute(q).tuples()]
+            return [(int(tid), dict(data)) for tid, data in s.execute(q)]
 
     # annotations ----------------------------------------------------------------------------------
     def upsert_annotation(self, rec: AnnotationRecord) -> bool:
@@ -220,7 +220,7 @@ class SqlStore:
                 .order_by(orm.Annotation.task_id, orm.Annotation.ls_updated_at, orm.Annotation.id)
             )
             latest: dict[int, Example] = {}
-            for ann, task in s.execute(q).tuples():
+            for ann, task in s.execute(q):
                 latest[ann.task_id] = Example(task_id=task.id, data=dict(task.data), choices=dict(ann.choices))
             return list(latest.values())
 
@@ -237,6 +237,32 @@ class SqlStore:
                 )
             )
             return int(s.scalar(q) or 0)
+
+    # embeddings -----------------------------------------------------------------------------------------
+    def get_embeddings(self, body_key: str, text_hashes: Sequence[str]) -> dict[str, bytes]:
+        """Cached float32 vectors (raw bytes) by text hash, for the hashes present."""
+        out: dict[str, bytes] = {}
+        unique = list(dict.fromkeys(text_hashes))
+        with self._session() as s:
+            for start in range(0, len(unique), 500):
+                chunk = unique[start : start + 500]
+                q = select(orm.Embedding.text_hash, orm.Embedding.vector).where(
+                    orm.Embedding.body_key == body_key, orm.Embedding.text_hash.in_(chunk)
+                )
+                out.update({h: bytes(v) for h, v in s.execute(q)})
+        return out
+
+    def put_embeddings(self, body_key: str, vectors: dict[str, bytes]) -> None:
+        """Store vectors by text hash; existing ones are kept (same text and body give the same vector)."""
+        if not vectors:
+            return
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
+        rows = [{"body_key": body_key, "text_hash": h, "vector": v} for h, v in vectors.items()]
+        with self._session() as s, s.begin():
+            for start in range(0, len(rows), 1000):
+                s.execute(insert(orm.Embedding).values(rows[start : start + 1000]).on_conflict_do_nothing())
 
     # model versions -------------------------------------------------------------------------------
     def add_version(self, rec: ModelVersionRecord) -> ModelVersionRecord:

@@ -1,9 +1,17 @@
-"""``train_project``: stored labels of a project → a new, published model version."""
+"""``train_project``: stored labels of a project → a new model version, promoted unless it is worse.
+
+Two tiers share this path:
+- ``fast``: refit the heads on cached embeddings of the served body (about a second);
+- ``setfit``: SetFit contrastive fine-tuning of a fresh copy of the base body, then heads.
+A ``setfit`` version whose cross-validated accuracy is below the served body's on the same labels by more than
+``promotion_tolerance`` is recorded with status ``rejected`` and not served.
+"""
 
 from __future__ import annotations
 
 import logging
 import shutil
+from typing import Any
 
 from backend.labelstudio.client import LabelStudioClient
 from backend.labelstudio.label_config import LabelSpec, parse_label_config
@@ -11,15 +19,19 @@ from backend.labelstudio.sync import push_version
 from backend.models.classifier import TextClassifier
 from backend.services import Services
 from backend.store.records import ModelVersionRecord
-from backend.training.dataset import control_data
+from backend.training.dataset import ControlData, control_data
+from backend.training.fitting import TrainResult, cv_metrics, train_fast
 from backend.training.setfit_training import train_setfit
 
 log = logging.getLogger(__name__)
-TIER = "setfit"
+FAST, SLOW = "fast", "setfit"
+TIERS = (FAST, SLOW)
 
 
-def train_project(services: Services, project_id: int) -> str:
-    """Train on the project's usable labels, save, record, publish; returns the new version name."""
+def train_project(services: Services, project_id: int, tier: str = SLOW) -> str:
+    """Train a ``tier`` version on the project's usable labels, record it, publish it if it is not worse."""
+    if tier not in TIERS:
+        raise ValueError(f"tier: got {tier!r}, expected one of {list(TIERS)}")
     store, settings = services.store, services.settings
     project = store.get_project(project_id)
     if project is None:
@@ -27,31 +39,77 @@ def train_project(services: Services, project_id: int) -> str:
     spec = parse_label_config(project.label_config)
     examples = store.training_set(project_id)
     data = control_data(spec, examples, max_chars=settings.max_text_chars)
-    version = f"{project_id}-{TIER}-{store.count_versions(project_id, TIER) + 1}"
+    version = f"{project_id}-{tier}-{store.count_versions(project_id, tier) + 1}"
     log.info("training %s on %d labeled tasks", version, len(examples))
-    result = train_setfit(spec, data, services.models.base_path, settings, version)
+    served = services.models.get(project, spec)
+    if tier == FAST:
+        embed = lambda texts: services.embeddings.encode(served.encoder, texts)  # noqa: E731
+        result = train_fast(spec, data, served.encoder, embed, settings, version)
+    else:
+        result = train_setfit(spec, data, services.models.base_path, settings, version)
     path = settings.models_dir / str(project_id) / version
     if path.exists():
         shutil.rmtree(path)
-    result.classifier.save(path)
-    store.add_version(
-        ModelVersionRecord(
-            name=version,
-            project_id=project_id,
-            tier=TIER,
-            n_train=result.n_train,
-            label_counts=result.label_counts,
-            metrics=result.metrics,
-            train_seconds=round(result.seconds, 2),
-            artifact_path=str(path.resolve()),
-            config_hash=spec.config_hash,
-        )
-    )
+    result.classifier.save(path, share_body=tier == FAST)
+    status, guard = _guard(services, tier, result, served, data)
+    store.add_version(_record(project_id, tier, version, result, str(path.resolve()), spec, status, guard))
+    if status != "ready":
+        log.info("%s not promoted: %s", version, guard)
+        return version
     store.set_current_version(project_id, version)
     services.models.publish(project_id, result.classifier)
     log.info("published %s (%.1f s, metrics %s)", version, result.seconds, result.metrics)
     sync_label_studio(services, project_id, spec, result.classifier)
     return version
+
+
+def mean_cv_accuracy(metrics: dict[str, Any]) -> float | None:
+    """Mean of the controls' ``cv_accuracy`` (None when no control has one)."""
+    values = [m["cv_accuracy"] for m in metrics.values() if isinstance(m, dict) and "cv_accuracy" in m]
+    return sum(values) / len(values) if values else None
+
+
+def _guard(
+    services: Services, tier: str, result: TrainResult, served: TextClassifier, data: dict[str, ControlData]
+) -> tuple[str, dict[str, Any]]:
+    """Compare a new body with the served one on the same labels (only the slow tier changes the body)."""
+    new = mean_cv_accuracy(result.metrics)
+    if tier == FAST or new is None:
+        return "ready", {"cv_accuracy": new}
+    current_metrics = {
+        name: cv_metrics(rows, services.embeddings.encode(served.encoder, rows.texts), services.settings.seed)
+        for name, rows in data.items()
+        if rows.texts and not rows.control.multi_label
+    }
+    current = mean_cv_accuracy(current_metrics)
+    guard = {"cv_accuracy": new, "served_cv_accuracy": current, "tolerance": services.settings.promotion_tolerance}
+    if current is not None and new < current - services.settings.promotion_tolerance:
+        return "rejected", guard
+    return "ready", guard
+
+
+def _record(
+    project_id: int,
+    tier: str,
+    version: str,
+    result: TrainResult,
+    path: str,
+    spec: LabelSpec,
+    status: str,
+    guard: dict[str, Any],
+) -> ModelVersionRecord:
+    return ModelVersionRecord(
+        name=version,
+        project_id=project_id,
+        tier=tier,
+        status=status,
+        n_train=result.n_train,
+        label_counts=result.label_counts,
+        metrics={**result.metrics, "promotion": guard},
+        train_seconds=round(result.seconds, 3),
+        artifact_path=path,
+        config_hash=spec.config_hash,
+    )
 
 
 def sync_label_studio(services: Services, project_id: int, spec: LabelSpec, model: TextClassifier) -> None:

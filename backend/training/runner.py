@@ -1,4 +1,8 @@
-"""In-process background training: one worker thread, one job per project at a time, requests coalesce."""
+"""In-process background training: one worker thread, one job at a time, requests coalesce.
+
+Jobs are keyed by (project, tier). A request for a key already queued joins it (a burst of labels gives one
+job); fast-tier jobs run before queued slow-tier ones.
+"""
 
 from __future__ import annotations
 
@@ -41,36 +45,41 @@ class JobState:
         }
 
 
-class TrainingRunner:
-    """Runs ``train(project_id) -> version`` on a daemon thread; never inside a request."""
+Key = tuple[int, str]
 
-    def __init__(self, train: Callable[[int], str]) -> None:
+
+class TrainingRunner:
+    """Runs ``train(project_id, tier) -> version`` on a daemon thread; never inside a request."""
+
+    def __init__(self, train: Callable[[int, str], str], *, priority: str = "fast") -> None:
         self._train = train
+        self._priority = priority
         self._cv = threading.Condition()
-        self._queue: list[int] = []
-        self._states: dict[int, JobState] = {}
+        self._queue: list[Key] = []
+        self._states: dict[Key, JobState] = {}
         self._thread: threading.Thread | None = None
         self._stopping = False
 
-    def request(self, project_id: int, reason: str) -> str:
-        """Queue a training of the project; a request while one is queued joins it. Returns the state."""
+    def request(self, project_id: int, reason: str, tier: str = "setfit") -> str:
+        """Queue a ``tier`` training of the project; a request while one is queued joins it. Returns the state."""
+        key = (project_id, tier)
         with self._cv:
-            state = self._states.setdefault(project_id, JobState())
-            if project_id in self._queue:
+            state = self._states.setdefault(key, JobState())
+            if key in self._queue:
                 return "already_queued"
-            self._queue.append(project_id)
+            self._queue.append(key)
             if state.state != "running":
                 state.state, state.reason = "queued", reason
             self._ensure_thread()
             self._cv.notify_all()
             return "queued"
 
-    def status(self, project_id: int) -> dict[str, Any]:
-        """The project's job state."""
+    def status(self, project_id: int, tier: str = "setfit") -> dict[str, Any]:
+        """The state of the project's ``tier`` jobs."""
+        key = (project_id, tier)
         with self._cv:
-            state = self._states.get(project_id, JobState())
-            out = state.as_json()
-            out["queued"] = project_id in self._queue
+            out = self._states.get(key, JobState()).as_json()
+            out["queued"] = key in self._queue
             return out
 
     def wait_idle(self, timeout: float) -> bool:
@@ -102,18 +111,19 @@ class TrainingRunner:
                     self._cv.wait()
                 if self._stopping:
                     return
-                project_id = self._queue.pop(0)
-                state = self._states.setdefault(project_id, JobState())
+                key = next((k for k in self._queue if k[1] == self._priority), self._queue[0])
+                self._queue.remove(key)
+                state = self._states.setdefault(key, JobState())
                 state.state, state.started_at = "running", time.time()
-            self._run(project_id, state)
+            self._run(key, state)
 
-    def _run(self, project_id: int, state: JobState) -> None:
+    def _run(self, key: Key, state: JobState) -> None:
         started = time.perf_counter()
         try:
-            version = self._train(project_id)
+            version = self._train(*key)
             error = None
         except Exception as exc:  # recorded on the job state; the served model stays as it was
-            log.exception("training project %s failed", project_id)
+            log.exception("training %s of project %s failed", key[1], key[0])
             version, error = None, f"{type(exc).__name__}: {exc}"
         with self._cv:
             state.runs += 1
@@ -124,5 +134,5 @@ class TrainingRunner:
             else:
                 state.failures += 1
                 state.last_error = error
-            state.state = "queued" if project_id in self._queue else "idle"
+            state.state = "queued" if key in self._queue else "idle"
             self._cv.notify_all()

@@ -10,61 +10,32 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from backend.config import Settings
-from backend.errors import TrainingError
 from backend.labelstudio.label_config import LabelSpec
-from backend.models.classifier import TextClassifier, zero_shot_heads
+from backend.models.classifier import TextClassifier
 from backend.models.encoder import Encoder, offline
-from backend.models.heads import FittedHead, Head, fit_head
 from backend.training.dataset import ControlData
+from backend.training.fitting import TrainResult, fit_heads, label_counts, primary_control
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    """A trained classifier and what to record about it."""
-
-    classifier: TextClassifier
-    metrics: dict[str, Any]
-    label_counts: dict[str, Any]
-    n_train: int
-    seconds: float
 
 
 def train_setfit(
     spec: LabelSpec, data: dict[str, ControlData], base: Path, settings: Settings, version: str
 ) -> TrainResult:
-    """Fine-tune a copy of the body at ``base`` and fit heads; raises ``TrainingError`` if nothing to learn."""
+    """Slow tier: fine-tune a copy of the body at ``base`` with SetFit, then fit a head per control."""
     started = time.perf_counter()
-    primary = max(data.values(), key=lambda d: len(d.texts))
-    if len(primary.texts) < settings.min_labels_to_train:
-        raise TrainingError(
-            f"{len(primary.texts)} labeled rows for <Choices name={primary.control.name!r}>; "
-            f"need at least {settings.min_labels_to_train} (min_labels_to_train)"
-        )
+    primary = primary_control(data, settings)
     encoder = Encoder.load(base, max_seq_length=settings.max_seq_length, batch_size=settings.predict_batch_size)
     if settings.setfit_num_iterations > 0 and settings.setfit_max_steps > 0:
         _fine_tune_body(encoder, primary, settings)
-    heads: dict[str, Head] = zero_shot_heads(encoder, spec, settings.zero_shot_temperature)
-    metrics: dict[str, Any] = {}
-    for name, rows in data.items():
-        if not rows.texts:
-            continue
-        emb = encoder.encode(rows.texts)
-        head = fit_head(rows.control.labels, rows.control.multi_label, emb, rows.targets, seed=settings.seed)
-        if head is not None:
-            heads[name] = head
-            metrics[name] = _cv_metrics(rows, emb, settings.seed)
+        encoder.source = f"unsaved:{version}"  # a new body: never share cached embeddings of the base
+    heads, metrics = fit_heads(spec, data, encoder, encoder.encode, settings)
     classifier = TextClassifier(version=version, encoder=encoder, heads=heads)
-    counts = {name: rows.label_counts() for name, rows in data.items()}
-    return TrainResult(classifier, metrics, counts, len(primary.texts), time.perf_counter() - started)
+    return TrainResult(classifier, metrics, label_counts(data), len(primary.texts), time.perf_counter() - started)
 
 
 def _fine_tune_body(encoder: Encoder, rows: ControlData, settings: Settings) -> None:
@@ -98,21 +69,3 @@ def _fine_tune_body(encoder: Encoder, rows: ControlData, settings: Settings) -> 
         trainer = Trainer(model=model, args=args, train_dataset=Dataset.from_dict({"text": rows.texts, "label": y}))
         trainer.train_embeddings(*trainer.dataset_to_parameters(trainer.train_dataset), args=args)
     encoder.body = model.model_body
-
-
-def _cv_metrics(rows: ControlData, emb: np.ndarray, seed: int) -> dict[str, Any]:
-    """Cross-validated accuracy (single) or micro-F1 (multi) of the head on the labeled rows."""
-    from sklearn.model_selection import StratifiedKFold
-
-    if rows.control.multi_label or len(rows.texts) < 6:
-        return {"n": len(rows.texts)}
-    y = np.array([rows.control.labels.index(t[0]) for t in rows.targets])
-    folds = min(5, int(np.bincount(y).max(initial=0)), *(int(c) for c in np.bincount(y) if c > 0))
-    if folds < 2:
-        return {"n": len(rows.texts)}
-    correct = 0
-    for train, test in StratifiedKFold(folds, shuffle=True, random_state=seed).split(emb, y):
-        head = fit_head(rows.control.labels, False, emb[train], [rows.targets[i] for i in train], seed=seed)
-        if isinstance(head, FittedHead):
-            correct += int((head.predict_proba(emb[test]).argmax(1) == y[test]).sum())
-    return {"n": len(rows.texts), "cv_accuracy": round(correct / len(y), 4), "cv_folds": folds}

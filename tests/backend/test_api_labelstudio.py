@@ -117,7 +117,7 @@ def test_webhook_stores_updates_deletes_and_trains(client: Any, app: Any) -> Non
     assert app.extensions["tagloop"].trainer.wait_idle(300)
     status = client.get("/api/projects/8").json
     assert status["model_version"] == "8-setfit-1" and status["current"]["n_train"] == 15
-    assert status["training"]["last_error"] is None
+    assert status["training"]["setfit"]["last_error"] is None
     r = client.post("/predict", json={"tasks": [{"id": 1, "data": {"text": rows[1]["text"]}}], "project": 8})
     assert r.json["results"][0]["model_version"] == "8-setfit-1"
 
@@ -138,7 +138,7 @@ def test_auto_training_after_train_every_labels(settings: Any, encoder: Any) -> 
         ).json["training"]
         for i, r in enumerate(rows)
     ]
-    assert training == [None] * 5 + ["queued"]
+    assert training == [None] * 5 + [{"setfit": "queued"}]
     assert services.trainer.wait_idle(300)
     assert services.store.get_project(9).current_version == "9-setfit-1"
     services.close()
@@ -165,7 +165,10 @@ def test_failed_training_keeps_serving_and_reports_error(client: Any, app: Any) 
     assert client.post("/api/projects/12/train").status_code == 202
     assert app.extensions["tagloop"].trainer.wait_idle(60)
     status = client.get("/api/projects/12").json
-    assert "need at least 4" in status["training"]["last_error"] and status["training"]["failures"] == 1
+    assert (
+        "need at least 4" in status["training"]["setfit"]["last_error"]
+        and status["training"]["setfit"]["failures"] == 1
+    )
     r = client.post("/predict", json={"tasks": [{"id": 1, "data": {"text": "Elections held today."}}], "project": 12})
     assert r.status_code == 200 and r.json["model_version"].startswith("12-zeroshot-")
 

@@ -11,6 +11,7 @@ import pytest
 
 from backend.labelstudio.label_config import parse_label_config
 from backend.models.classifier import TextClassifier, zero_shot_classifier
+from backend.models.encoder import Encoder
 from backend.models.heads import ZeroShotHead, fit_head, label_prompt
 from backend.training.policy import should_train
 from backend.training.runner import TrainingRunner
@@ -50,7 +51,9 @@ def test_classifier_save_load_round_trip(encoder: Any, tmp_path: Path) -> None:
     texts = [r["text"] for r in read_rows("sst2", 5)]
     before = model.predict({"sentiment": texts, "topic": texts})
     model.save(tmp_path / "v")
-    loaded = TextClassifier.load(tmp_path / "v", max_seq_length=128, batch_size=8)
+    loaded = TextClassifier.load(
+        tmp_path / "v", load_encoder=lambda p: Encoder.load(p, max_seq_length=128, batch_size=8)
+    )
     after = loaded.predict({"sentiment": texts, "topic": texts})
     assert loaded.version == model.version
     for name in ("sentiment", "topic"):
@@ -76,7 +79,7 @@ def test_runner_coalesces_and_records_failures() -> None:
     gate = threading.Event()
     calls: list[int] = []
 
-    def train(project_id: int) -> str:
+    def train(project_id: int, tier: str) -> str:
         calls.append(project_id)
         gate.wait(10)
         if project_id == 2:
@@ -94,6 +97,7 @@ def test_runner_coalesces_and_records_failures() -> None:
     assert runner.wait_idle(10)
     assert calls == [1, 1, 2]
     assert runner.status(1)["last_version"] == "1-v" and runner.status(1)["runs"] == 2
+    assert runner.status(1, "fast") == {**runner.status(9), "queued": False}  # nothing ran for that tier
     failed = runner.status(2)
     assert failed["failures"] == 1 and failed["last_error"] == "RuntimeError: boom" and failed["state"] == "idle"
     runner.stop()

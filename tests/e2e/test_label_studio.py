@@ -21,7 +21,8 @@ N_LABELED = 16
 def tagloop(tmp_path: Path) -> Iterator[TagloopServer]:
     env = {
         "TAGLOOP_DATA_DIR": str(tmp_path / "tagloop"),
-        "TAGLOOP_TRAIN_EVERY": "0",  # train when Label Studio asks (START_TRAINING), so versions are predictable
+        "TAGLOOP_TRAIN_EVERY": "0",  # slow tier only when Label Studio asks (START_TRAINING); fast tier stays on
+        "TAGLOOP_PROMOTION_TOLERANCE": "1",  # always promote, so the served version is predictable
         "TAGLOOP_SETFIT_MAX_STEPS": "8",
         "TAGLOOP_SETFIT_BATCH_SIZE": "8",
         "HF_HUB_OFFLINE": "1",
@@ -79,6 +80,13 @@ def run_loop(
             result=[{"from_name": control, "to_name": "text", "type": "choices", "value": {"choices": labels}}],
         )
     wait_until(lambda: status(tagloop, pid)["labels_usable"] == N_LABELED, 30, what="webhooks to arrive")
+    # the fast tier learned from the labels as they came (heads refit on cached embeddings)
+    fast = wait_until(
+        lambda: (s := status(tagloop, pid))["current"] and s["current"]["n_train"] == N_LABELED and s["model_version"],
+        60,
+        what="a fast-tier version trained on every label",
+    )
+    assert fast.startswith(f"{pid}-fast-")
 
     client.ml.train(id=backend.id)  # LS sends START_TRAINING to /webhook
     trained = f"{pid}-setfit-1"

@@ -1,0 +1,81 @@
+"""The fast tier (heads on cached embeddings) and the slow tier's promotion guard, with the real model."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+
+from backend.app import create_app
+from backend.services import build_services
+from backend.training.jobs import mean_cv_accuracy, train_project
+from tests.backend.test_api_labelstudio import annotation_event, setup_project
+from tests.conftest import config_xml, read_rows
+
+pytestmark = pytest.mark.model
+NEWS = config_xml("news_topics")
+
+
+@pytest.fixture
+def fast_services(settings: Any, encoder: Any) -> Any:
+    built = build_services(dataclasses.replace(settings, fast_tier=True, promotion_tolerance=0.0), base_encoder=encoder)
+    yield built
+    built.close()
+
+
+def label(client: Any, project: int, rows: list[dict[str, str]], start: int) -> list[Any]:
+    return [
+        client.post(
+            "/webhook", json=annotation_event(project, NEWS, start + i, start + i, r["text"], "topic", [r["label"]])
+        ).json
+        for i, r in enumerate(rows)
+    ]
+
+
+def test_every_label_queues_a_fast_version_on_cached_embeddings(fast_services: Any) -> None:
+    client = create_app(services=fast_services).test_client()
+    setup_project(client, 21, NEWS)
+    rows = read_rows("ag_news", 12, offset=500)
+    answers = label(client, 21, rows[:8], 100)
+    assert [a["training"] for a in answers[:3]] == [None] * 3  # below min_labels_to_train
+    assert all(a["training"]["fast"] in ("queued", "already_queued") for a in answers[3:])
+    assert fast_services.trainer.wait_idle(120)
+    first = client.get("/api/projects/21").json
+    assert first["model_version"].startswith("21-fast-") and first["current"]["n_train"] == 8
+    assert first["current"]["train_seconds"] < 5  # heads only, on cached embeddings
+    label(client, 21, rows[8:], 200)
+    assert fast_services.trainer.wait_idle(120)
+    later = client.get("/api/projects/21").json
+    assert later["current"]["n_train"] == 12 and later["model_version"] != first["model_version"]
+    # the fast tier shares the base body: its embeddings are in the store, one row per text
+    with fast_services.store.engine.connect() as conn:
+        from sqlalchemy import text
+
+        assert conn.execute(text("SELECT count(*) FROM embeddings")).scalar() >= 12
+    r = client.post("/predict", json={"tasks": [{"id": 1, "data": {"text": rows[0]["text"]}}], "project": 21})
+    assert r.json["model_version"] == later["model_version"]
+
+
+def test_slow_version_worse_than_served_body_is_kept_not_served(fast_services: Any) -> None:
+    client = create_app(services=fast_services).test_client()
+    setup_project(client, 22, NEWS)
+    rows = read_rows("ag_news", 16, offset=700)
+    label(client, 22, rows, 300)
+    assert fast_services.trainer.wait_idle(120)
+    served = client.get("/api/projects/22").json["model_version"]
+    # a promotion tolerance of 0 and a body "trained" with zero steps cannot beat the served body by luck alone
+    version = train_project(fast_services, 22, "setfit")
+    record = fast_services.store.get_version(version)
+    guard = record.metrics["promotion"]
+    if record.status == "rejected":
+        assert guard["cv_accuracy"] < guard["served_cv_accuracy"]
+        assert client.get("/api/projects/22").json["model_version"] == served
+    else:
+        assert guard["cv_accuracy"] >= guard["served_cv_accuracy"]
+        assert client.get("/api/projects/22").json["model_version"] == version
+
+
+def test_mean_cv_accuracy() -> None:
+    assert mean_cv_accuracy({"a": {"cv_accuracy": 0.5}, "b": {"cv_accuracy": 1.0}, "c": {"n": 3}}) == 0.75
+    assert mean_cv_accuracy({"a": {"n": 3}}) is None
