@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import threading
+import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from backend.config import Settings
 from backend.errors import TagloopError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import TaskID
+
+    from backend.services import Services
 
 app = typer.Typer(
     help="tagloop: a Label Studio ML backend with SetFit pre-annotations, active learning and review queues.\n\n"
@@ -58,6 +66,19 @@ def serve(
     waitress_serve(flask_app, host=host, port=port, threads=threads, ident="tagloop")
 
 
+def _services(data_dir: Path | None) -> Services:
+    from backend.services import build_services
+
+    return build_services(_settings(data_dir), worker=False)
+
+
+def _require_project(services: Services, project: int) -> None:
+    if services.store.get_project(project) is None:
+        known = [p.id for p in services.store.list_projects()]
+        typer.secho(f"error: project {project} is unknown; known projects: {known}", fg="red", err=True)
+        raise typer.Exit(2)
+
+
 @app.command()
 def train(
     project: Annotated[int, typer.Option(help="Label Studio project id.")],
@@ -66,34 +87,184 @@ def train(
     ] = "setfit",
     data_dir: DataDir = None,
 ) -> None:
-    """Train a new model version of PROJECT now, from the labels tagloop has stored, and make it current."""
-    from rich.console import Console
+    """Train a new model version of PROJECT now (in this process), with a progress bar; prints JSON."""
+    from rich.progress import Progress
 
-    from backend.services import build_services
     from backend.training.jobs import train_project
 
-    settings = _settings(data_dir)
-    services = build_services(settings)
-    if services.store.get_project(project) is None:
-        known = [p.id for p in services.store.list_projects()]
-        typer.secho(f"error: project {project} is unknown; known projects: {known}", fg="red", err=True)
-        raise typer.Exit(2)
-    with Console(stderr=True).status(f"training project {project} ({services.store.count_usable(project)} labels)..."):
+    services = _services(data_dir)
+    _require_project(services, project)
+    with Progress(transient=True, console=_stderr()) as bar:
+        task = bar.add_task(f"{tier} training of project {project}", total=1.0)
         try:
-            version = train_project(services, project, tier)
+            version = train_project(
+                services, project, tier, progress=lambda f, m: bar.update(task, completed=f, description=m)
+            )
         except (TagloopError, LookupError, ValueError) as exc:
             typer.secho(f"error: {exc}", fg="red", err=True)
             raise typer.Exit(1) from None
     record = services.store.get_version(version)
-    typer.echo(
-        json.dumps(
-            {
-                "model_version": version,
-                "n_train": record.n_train if record else None,
-                "metrics": record.metrics if record else None,
-            }
+    summary: dict[str, object] = {"model_version": version, "status": record.status if record else None}
+    summary |= {"n_train": record.n_train if record else None, "metrics": record.metrics if record else None}
+    typer.echo(json.dumps(summary))
+
+
+@app.command()
+def status(
+    project: Annotated[int, typer.Option(help="Label Studio project id.")],
+    watch: Annotated[bool, typer.Option(help="Show a progress bar until no job is queued or running.")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Labels, served version, metrics and training jobs of PROJECT (JSON); --watch follows running jobs."""
+    from backend.api.projects import project_status
+
+    services = _services(data_dir)
+    _require_project(services, project)
+    if watch:
+        _watch(services, project)
+    typer.echo(json.dumps(project_status(services, project), indent=2, default=str))
+
+
+def _watch(services: Services, project: int) -> None:
+    from rich.progress import Progress
+
+    with Progress(console=_stderr()) as bar:
+        tasks: dict[int, TaskID] = {}
+        while active := services.jobs.active(project):
+            for job in active:
+                label = f"job {job.id} {job.tier} [{job.state}] {job.message}"
+                if job.id not in tasks:
+                    tasks[job.id] = bar.add_task(label, total=1.0)
+                bar.update(tasks[job.id], completed=job.progress, description=label)
+            time.sleep(0.5)
+        for task in tasks.values():
+            bar.update(task, completed=1.0)
+
+
+@app.command()
+def rollback(
+    project: Annotated[int, typer.Option(help="Label Studio project id.")],
+    version: Annotated[str, typer.Option(help="A kept version name (see `tagloop status`).")],
+    data_dir: DataDir = None,
+) -> None:
+    """Serve an earlier version of PROJECT again (Label Studio is updated by the next worker run)."""
+    from backend.api.projects import rollback_to
+
+    services = _services(data_dir)
+    try:
+        typer.echo(json.dumps(rollback_to(services, project, version)))
+    except TagloopError as exc:
+        typer.secho(f"error: {exc.reason}", fg="red", err=True)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def worker(data_dir: DataDir = None) -> None:
+    """Run training jobs from the database queue (scaled-out mode: TAGLOOP_WORKER=redis wakes it via Redis)."""
+    from backend.services import build_services
+    from backend.training.worker import RedisWaker, Worker, worker_name
+
+    _logging()
+    settings = _settings(data_dir)
+    services = build_services(settings, worker=False)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    waker = RedisWaker(settings.redis_url)
+    typer.echo(f"tagloop worker {worker_name('worker')} on {settings.resolved_database_url.split('@')[-1]}")
+    Worker(services, worker_name("worker"), wait=waker.wait).run_forever(stop)
+
+
+@app.command()
+def export(
+    project: Annotated[int, typer.Option(help="Label Studio project id.")],
+    out: Annotated[Path, typer.Option(help="Output directory.")],
+    fmt: Annotated[str, typer.Option("--format", help="csv or jsonl.")] = "jsonl",
+    version: Annotated[str | None, typer.Option(help="Also export this version's model (default: current).")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Write PROJECT's labels with provenance, and a version's model as a SetFit directory per control."""
+    from backend.export import export_labels, export_model
+
+    services = _services(data_dir)
+    _require_project(services, project)
+    try:
+        labels = export_labels(services, project, out, fmt)
+        models = export_model(services, project, out, version)
+    except TagloopError as exc:
+        typer.secho(f"error: {exc.reason}", fg="red", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(json.dumps({"labels": str(labels), "models": {k: str(v) for k, v in models.items()}}))
+
+
+@app.command()
+def simulate(
+    data: Annotated[Path, typer.Option(help="Labeled pool CSV (text,label; multi-label joined by '|').")],
+    eval_csv: Annotated[Path, typer.Option("--eval", help="Labeled evaluation CSV.")],
+    out: Annotated[Path, typer.Option(help="Output directory: results.json and learning-curve PNGs.")],
+    strategy: Annotated[
+        list[str] | None,
+        typer.Option(help="Strategy name (repeatable); default: TAGLOOP_STRATEGY. random always runs."),
+    ] = None,
+    seeds: Annotated[int, typer.Option(help="Repetitions with different seed sets.")] = 5,
+    seed_size: Annotated[int, typer.Option(help="Random labels before the first query.")] = 20,
+    batch: Annotated[int, typer.Option(help="Labels queried per step.")] = 25,
+    budget: Annotated[int, typer.Option(help="Total labels, seed set included.")] = 500,
+    data_dir: DataDir = None,
+) -> None:
+    """Replay active learning offline on a labeled CSV (labels act as the annotator) and compare strategies."""
+    from rich.progress import Progress
+
+    from backend.models.encoder import Encoder
+    from backend.simulation import SimulationConfig, run_simulation
+
+    settings = _settings(data_dir)
+    try:
+        config = SimulationConfig(
+            pool_path=data,
+            eval_path=eval_csv,
+            out_dir=out,
+            strategies=tuple(strategy or ()),
+            default_strategy=settings.strategy,
+            seeds=seeds,
+            seed_size=seed_size,
+            batch=batch,
+            budget=budget,
+            cache_dir=settings.data_dir / "embedding-cache",
         )
-    )
+    except TagloopError as exc:
+        typer.secho(f"error: {exc.reason}", fg="red", err=True)
+        raise typer.Exit(2) from None
+    base = Path(settings.base_model) if settings.base_model else None
+    encoder = Encoder.load(base or _bundled(), max_seq_length=settings.max_seq_length, batch_size=64)
+    with Progress(console=_stderr(), transient=True) as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        try:
+            results = run_simulation(config, encoder, progress=progress)
+        except TagloopError as exc:
+            typer.secho(f"error: {exc.reason}", fg="red", err=True)
+            raise typer.Exit(2) from None
+    for name, row in sorted(results["strategies"].items(), key=lambda kv: -kv[1]["auc"]):
+        typer.echo(f"{name:<28} AUC {row['auc']:.4f} ± {row['auc_std']:.4f}   vs random {row['auc_minus_random']:+.4f}")
+    typer.echo(f"wrote {out / 'results.json'}")
+
+
+def _bundled() -> Path:
+    from backend.models.encoder import bundled_model_path
+
+    return bundled_model_path()
+
+
+def _stderr() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True)
 
 
 @app.command("settings")

@@ -13,6 +13,7 @@ from backend.errors import SettingsError
 
 PREFIX = "TAGLOOP_"
 MODEL_KINDS = ("setfit",)
+WORKERS = ("inprocess", "redis")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -43,6 +44,17 @@ class Settings:
     max_body_bytes: int = 20 * 1024 * 1024
     predict_batch_size: int = 32
     zero_shot_temperature: float = 0.05
+    worker: str = "inprocess"
+    """inprocess: a training thread in the web process; redis: `tagloop worker` processes, woken via Redis."""
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    worker_poll_s: float = 2.0
+    job_stale_s: float = 60.0
+    """A running job whose worker stopped heart-beating this long is requeued."""
+    job_max_attempts: int = 3
+    job_backoff_s: float = 5.0
+    """Retry delay after a failed attempt, doubled each time."""
+    strategy: str = "margin"
+    """Default query strategy (a name from `strategies.REGISTRY` or a dotted path to your own)."""
     push_top_k: int = 200
     """Predictions pushed to Label Studio per promoted version (the head of the annotator queue)."""
     push_pool_limit: int = 20_000
@@ -55,6 +67,14 @@ class Settings:
     def __post_init__(self) -> None:
         if self.model_kind not in MODEL_KINDS:
             raise SettingsError(f"model_kind: got {self.model_kind!r}, expected one of {list(MODEL_KINDS)}")
+        _check_strategy(self.strategy)
+        if self.worker not in WORKERS:
+            raise SettingsError(f"worker: got {self.worker!r}, expected one of {list(WORKERS)}")
+        for name in ("worker_poll_s", "job_stale_s", "job_backoff_s"):
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"{name}: got {getattr(self, name)}, expected a number > 0")
+        if self.job_max_attempts < 1:
+            raise SettingsError(f"job_max_attempts: got {self.job_max_attempts}, expected an integer >= 1")
         if not 0.0 < self.multi_label_threshold < 1.0:
             raise SettingsError(f"multi_label_threshold: got {self.multi_label_threshold}, expected a number in (0, 1)")
         for name in (
@@ -108,6 +128,15 @@ class Settings:
                 continue
             out[f.name] = "***" if "token" in f.name and value else str(value)
         return out
+
+
+def _check_strategy(name: str) -> None:
+    from strategies import StrategyError, get_strategy
+
+    try:
+        get_strategy(name)
+    except StrategyError as exc:
+        raise SettingsError(f"strategy: {exc}") from None
 
 
 def _convert(name: str, type_name: Any, raw: str) -> Any:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+from typing import Protocol
 
 from flask import current_app
 
@@ -10,44 +12,91 @@ from backend.config import Settings
 from backend.models.embedding_cache import EmbeddingCache
 from backend.models.encoder import Encoder
 from backend.models.registry import ModelRegistry
+from backend.store.jobs import JobQueue
 from backend.store.sql_store import SqlStore
-from backend.training.runner import TrainingRunner
+
+
+class Waker(Protocol):
+    """Tells workers that a job was queued."""
+
+    def wake(self) -> None: ...
+
+    def stop(self) -> None: ...
 
 
 @dataclass
 class Services:
-    """Settings, store, served models and the background trainer of one process."""
+    """Settings, store, job queue, served models and the embedding cache of one process."""
 
     settings: Settings
     store: SqlStore
     models: ModelRegistry
-    trainer: TrainingRunner
+    jobs: JobQueue
     embeddings: EmbeddingCache
+    waker: Waker
+
+    def request_training(self, project_id: int, tier: str, reason: str) -> str:
+        """Queue a job (joining a queued one of the same project and tier) and wake a worker."""
+        _, created = self.jobs.enqueue(project_id, tier, reason)
+        self.waker.wake()
+        return "queued" if created else "already_queued"
+
+    def wait_idle(self, timeout: float, project_id: int | None = None) -> bool:
+        """Block until no job (of the project) is queued or running; False on timeout (CLI and tests)."""
+        deadline = time.monotonic() + timeout
+        while self.jobs.active(project_id):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.2)
+        return True
 
     def close(self) -> None:
-        """Stop the trainer and release the database."""
-        self.trainer.stop()
+        """Stop the in-process worker and release the database."""
+        self.waker.stop()
         self.store.close()
 
 
-def build_services(settings: Settings, *, base_encoder: Encoder | None = None) -> Services:
-    """Open (and migrate) the store, and wire the registry and the trainer.
+def build_services(settings: Settings, *, base_encoder: Encoder | None = None, worker: bool = True) -> Services:
+    """Open (and migrate) the store and wire models, jobs and the worker of ``settings.worker``.
 
-    ``base_encoder`` lets several apps in one process (tests) share one loaded body.
+    ``base_encoder`` lets several apps in one process (tests) share one loaded body. ``worker=False`` builds
+    services that only queue jobs (a `tagloop worker` process runs them).
     """
-    from backend.training.jobs import train_project
+    from backend.training.worker import RedisWaker
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = SqlStore(settings.resolved_database_url)
     store.migrate()
     models = ModelRegistry(settings, store, base=base_encoder)
+    jobs = JobQueue(store, max_attempts=settings.job_max_attempts, backoff_s=settings.job_backoff_s)
     holder: list[Services] = []
-    trainer = TrainingRunner(lambda project_id, tier: train_project(holder[0], project_id, tier))
-    services = Services(
-        settings=settings, store=store, models=models, trainer=trainer, embeddings=EmbeddingCache(store)
-    )
+    waker: Waker
+    if settings.worker == "redis" or not worker:
+        waker = RedisWaker(settings.redis_url)
+    else:
+        waker = _LazyInProcess(holder)
+    services = Services(settings, store, models, jobs, EmbeddingCache(store), waker)
     holder.append(services)
     return services
+
+
+class _LazyInProcess:
+    """Creates the in-process worker on the first wake-up (so services that never queue start no thread)."""
+
+    def __init__(self, holder: list[Services]) -> None:
+        self._holder = holder
+        self._worker: Waker | None = None
+
+    def wake(self) -> None:
+        from backend.training.worker import InProcessWorker
+
+        if self._worker is None:
+            self._worker = InProcessWorker(self._holder[0])
+        self._worker.wake()
+
+    def stop(self) -> None:
+        if self._worker is not None:
+            self._worker.stop()
 
 
 def get_services() -> Services:

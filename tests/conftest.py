@@ -65,6 +65,9 @@ def settings(tmp_path: Path) -> Settings:
         train_every=0,
         fast_tier=False,
         promotion_tolerance=1.0,
+        job_max_attempts=2,
+        job_backoff_s=0.05,
+        worker_poll_s=0.2,
     )
 
 

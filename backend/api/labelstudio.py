@@ -18,7 +18,7 @@ from backend.labelstudio.payloads import (
     parse_webhook,
     require_object,
 )
-from backend.labelstudio.predictions import prediction
+from backend.labelstudio.predictions import prediction, served_summary
 from backend.services import Services, get_services
 from backend.store.records import ProjectRecord
 from backend.training.policy import should_train
@@ -75,6 +75,10 @@ def predict() -> Response:
     results = [
         prediction(spec, probas, row, model_version=model.version, threshold=threshold) for row in range(len(req.tasks))
     ]
+    if project.id > 0:
+        services.store.record_predictions(
+            {t.id: served_summary(r) for t, r in zip(req.tasks, results, strict=True) if t.id}
+        )
     return jsonify({"results": results, "model_version": model.version})
 
 
@@ -101,7 +105,7 @@ def webhook() -> tuple[Response, int]:
         if event.project_id is None:
             raise RequestError("START_TRAINING: 'project' with an id is required")
         project, _ = _project_for(services, event.project_id, event.label_config)
-        return jsonify({"status": services.trainer.request(project.id, "START_TRAINING")}), 201
+        return jsonify({"status": services.request_training(project.id, "setfit", "START_TRAINING")}), 201
     return jsonify({"status": "ignored", "note": f"event {event.action!r} is not used by tagloop"}), 200
 
 
@@ -113,11 +117,11 @@ def _maybe_train(services: Services, project: ProjectRecord) -> dict[str, str] |
         return None
     queued: dict[str, str] = {}
     if settings.fast_tier:
-        queued["fast"] = services.trainer.request(project.id, "new label", "fast")
+        queued["fast"] = services.request_training(project.id, "fast", "new label")
     slow = [v for v in services.store.list_versions(project.id) if v.tier == "setfit"]
     trained_on = slow[-1].n_train if slow else 0
     if should_train(usable, trained_on, train_every=settings.train_every, min_labels=settings.min_labels_to_train):
-        queued["setfit"] = services.trainer.request(project.id, f"{usable - trained_on} new labels", "setfit")
+        queued["setfit"] = services.request_training(project.id, "setfit", f"{usable - trained_on} new labels")
     return queued or None
 
 

@@ -1,43 +1,53 @@
-"""tagloop's own API: project status and training requests."""
+"""tagloop's own API: project status, training requests and rollback."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, Response, jsonify, request
 
-from backend.errors import NotFound, UnprocessableRequest
+from backend.api.http import json_body
+from backend.errors import NotFound, RequestError, UnprocessableRequest
 from backend.labelstudio.label_config import parse_label_config
-from backend.services import get_services
+from backend.services import Services, get_services
+from backend.store.records import ModelVersionRecord
 
 bp = Blueprint("projects", __name__, url_prefix="/api/projects")
+TIERS = ("fast", "setfit")
 
 
 @bp.get("/<int:project_id>")
+@bp.get("/<int:project_id>/status")
 def status(project_id: int) -> Response:
-    """Labels, served version with its metrics, versions and the training job's state."""
-    services = get_services()
+    """Labels, served version with its metrics, versions, queued/running jobs with progress, last error."""
+    return jsonify(project_status(get_services(), project_id))
+
+
+def project_status(services: Services, project_id: int) -> dict[str, Any]:
+    """The status document (shared by the API and ``tagloop status``)."""
     project = services.store.get_project(project_id)
     if project is None:
-        raise NotFound(
-            f"project {project_id} is not known to tagloop; known: "
-            f"{[p.id for p in services.store.list_projects()][:50]}"
-        )
+        known = [p.id for p in services.store.list_projects()][:50]
+        raise NotFound(f"project {project_id} is not known to tagloop; known: {known}")
     spec = parse_label_config(project.label_config)
     served = services.models.served_version(project, spec)
     versions = services.store.list_versions(project_id)
     current = next((v for v in versions if v.name == served), None)
-    return jsonify(
-        {
-            "project": project_id,
-            "controls": [
-                {"name": c.name, "labels": list(c.labels), "multi_label": c.multi_label} for c in spec.controls
-            ],
-            "labels_usable": services.store.count_usable(project_id),
-            "model_version": served,
-            "current": _version_json(current) if current else None,
-            "versions": [_version_json(v) for v in versions],
-            "training": {tier: services.trainer.status(project_id, tier) for tier in ("fast", "setfit")},
-        }
-    )
+    annotations = services.store.annotations(project_id)
+    last = {tier: services.jobs.latest(project_id, tier) for tier in TIERS}
+    errors = [j for j in last.values() if j is not None and j.error]
+    return {
+        "project": project_id,
+        "controls": [{"name": c.name, "labels": list(c.labels), "multi_label": c.multi_label} for c in spec.controls],
+        "labels_seen": len(annotations),
+        "labels_usable": services.store.count_usable(project_id),
+        "model_version": served,
+        "current": version_json(current) if current else None,
+        "versions": [version_json(v) for v in versions],
+        "jobs": [j.as_json() for j in services.jobs.active(project_id)],
+        "training": {tier: (job.as_json() if job else None) for tier, job in last.items()},
+        "last_error": max(errors, key=lambda j: j.id).error if errors else None,
+    }
 
 
 @bp.post("/<int:project_id>/train")
@@ -45,15 +55,39 @@ def train(project_id: int) -> tuple[Response, int]:
     """Queue a training of the project in the background (``?tier=fast|setfit``, default setfit)."""
     services = get_services()
     tier = request.args.get("tier", "setfit")
-    if tier not in ("fast", "setfit"):
-        raise UnprocessableRequest(f"tier: got {tier!r}, expected one of ['fast', 'setfit']")
+    if tier not in TIERS:
+        raise UnprocessableRequest(f"tier: got {tier!r}, expected one of {list(TIERS)}")
     if services.store.get_project(project_id) is None:
         raise NotFound(f"project {project_id} is not known to tagloop")
-    return jsonify({"status": services.trainer.request(project_id, "API request", tier), "tier": tier}), 202
+    return jsonify({"status": services.request_training(project_id, tier, "API request"), "tier": tier}), 202
 
 
-def _version_json(v: object) -> dict[str, object]:
-    fields = ("name", "tier", "status", "n_train", "label_counts", "metrics", "train_seconds", "created_at")
-    out = {f: getattr(v, f) for f in fields}
-    out["created_at"] = str(out["created_at"])
+@bp.post("/<int:project_id>/rollback")
+def rollback(project_id: int) -> Response:
+    """Serve an earlier version again: body ``{"version": name}``; Label Studio is updated in the background."""
+    body = json_body()
+    version = body.get("version") if isinstance(body, dict) else None
+    if not isinstance(version, str) or not version:
+        raise RequestError("'version': expected the name of a kept version")
+    return jsonify(rollback_to(get_services(), project_id, version))
+
+
+def rollback_to(services: Services, project_id: int, version: str) -> dict[str, Any]:
+    """Make ``version`` current (shared by the API and ``tagloop rollback``)."""
+    project = services.store.get_project(project_id)
+    if project is None:
+        raise NotFound(f"project {project_id} is not known to tagloop")
+    kept = {v.name: v for v in services.store.list_versions(project_id) if v.artifact_path}
+    if version not in kept:
+        raise UnprocessableRequest(f"version: got {version!r}, expected one of the kept versions {sorted(kept)}")
+    services.store.set_current_version(project_id, version)
+    services.request_training(project_id, "push", f"rollback to {version}")
+    return {"project": project_id, "model_version": version, "previous": project.current_version}
+
+
+def version_json(v: ModelVersionRecord) -> dict[str, Any]:
+    """A version as JSON."""
+    fields = ("name", "tier", "status", "n_train", "label_counts", "metrics", "train_seconds", "artifact_path")
+    out: dict[str, Any] = {f: getattr(v, f) for f in fields}
+    out["created_at"] = str(v.created_at)
     return out

@@ -52,3 +52,12 @@ def prediction(
             }
         )
     return {"result": results, "score": round(min(scores), 6), "model_version": model_version}
+
+
+def served_summary(pred: dict[str, Any]) -> dict[str, Any]:
+    """What to remember of a served prediction: version, score and the choices per control."""
+    return {
+        "model_version": pred["model_version"],
+        "score": pred["score"],
+        "choices": {item["from_name"]: item["value"]["choices"] for item in pred["result"]},
+    }

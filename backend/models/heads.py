@@ -85,7 +85,19 @@ class FittedHead:
 def fit_head(
     labels: tuple[str, ...], multi_label: bool, embeddings: np.ndarray, targets: list[list[str]], *, seed: int
 ) -> FittedHead | None:
-    """Fit a logistic-regression head; None when the targets have fewer than two distinct values."""
+    """Fit a logistic-regression head; None when the targets have fewer than two distinct values.
+
+    BLAS runs single-threaded here: on 2 cores a threaded fit of 500 × 384 took 0.5-1.7 s against ~12 ms.
+    """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1, "blas"):
+        return _fit_head(labels, multi_label, embeddings, targets, seed=seed)
+
+
+def _fit_head(
+    labels: tuple[str, ...], multi_label: bool, embeddings: np.ndarray, targets: list[list[str]], *, seed: int
+) -> FittedHead | None:
     from sklearn.linear_model import LogisticRegression
 
     index = {label: j for j, label in enumerate(labels)}

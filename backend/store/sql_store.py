@@ -63,6 +63,10 @@ class SqlStore:
         """Release pooled connections."""
         self.engine.dispose()
 
+    def session(self) -> Session:
+        """A new session (callers own the transaction; keep it short)."""
+        return self._sessions()
+
     def _session(self) -> Session:
         return self._sessions()
 
@@ -130,6 +134,20 @@ class SqlStore:
                     continue
                 changed += 1
         return changed
+
+    def record_predictions(self, predictions: dict[int, dict[str, Any]]) -> None:
+        """Remember the prediction served for each task id (tasks tagloop has not stored are skipped)."""
+        if not predictions:
+            return
+        with self._session() as s, s.begin():
+            for row in s.scalars(select(orm.Task).where(orm.Task.id.in_(list(predictions)))):
+                row.prediction = predictions[row.id]
+
+    def tasks_with_predictions(self, project_id: int) -> dict[int, dict[str, Any] | None]:
+        """Task id → last served prediction (or None), for every stored task of the project."""
+        with self._session() as s:
+            q = select(orm.Task.id, orm.Task.prediction).where(orm.Task.project_id == project_id)
+            return {int(tid): pred for tid, pred in s.execute(q)}
 
     def get_task(self, task_id: int) -> dict[str, Any] | None:
         """A task's data, or None."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from collections.abc import Callable
 from typing import Any
 
 from backend.labelstudio.client import LabelStudioClient
@@ -24,12 +25,20 @@ from backend.training.fitting import TrainResult, cv_metrics, train_fast
 from backend.training.setfit_training import train_setfit
 
 log = logging.getLogger(__name__)
-FAST, SLOW = "fast", "setfit"
-TIERS = (FAST, SLOW)
+FAST, SLOW, PUSH = "fast", "setfit", "push"
+TIERS = (FAST, SLOW, PUSH)
+Progress = Callable[[float, str], None]
 
 
-def train_project(services: Services, project_id: int, tier: str = SLOW) -> str:
-    """Train a ``tier`` version on the project's usable labels, record it, publish it if it is not worse."""
+def _no_progress(fraction: float, message: str) -> None:
+    """Default progress sink."""
+
+
+def train_project(services: Services, project_id: int, tier: str = SLOW, *, progress: Progress = _no_progress) -> str:
+    """Train a ``tier`` version on the project's usable labels, record it, publish it if it is not worse.
+
+    ``push`` trains nothing: it pushes the current version to Label Studio again (after a rollback).
+    """
     if tier not in TIERS:
         raise ValueError(f"tier: got {tier!r}, expected one of {list(TIERS)}")
     store, settings = services.store, services.settings
@@ -37,6 +46,10 @@ def train_project(services: Services, project_id: int, tier: str = SLOW) -> str:
     if project is None:
         raise LookupError(f"project {project_id} is unknown to tagloop; connect it from Label Studio first")
     spec = parse_label_config(project.label_config)
+    if tier == PUSH:
+        served = services.models.get(project, spec)
+        sync_label_studio(services, project_id, spec, served)
+        return served.version
     examples = store.training_set(project_id)
     data = control_data(spec, examples, max_chars=settings.max_text_chars)
     version = f"{project_id}-{tier}-{store.count_versions(project_id, tier) + 1}"
@@ -46,10 +59,11 @@ def train_project(services: Services, project_id: int, tier: str = SLOW) -> str:
         embed = lambda texts: services.embeddings.encode(served.encoder, texts)  # noqa: E731
         result = train_fast(spec, data, served.encoder, embed, settings, version)
     else:
-        result = train_setfit(spec, data, services.models.base_path, settings, version)
+        result = train_setfit(spec, data, services.models.base_path, settings, version, progress=progress)
     path = settings.models_dir / str(project_id) / version
     if path.exists():
         shutil.rmtree(path)
+    progress(0.9, "saving")
     result.classifier.save(path, share_body=tier == FAST)
     status, guard = _guard(services, tier, result, served, data)
     store.add_version(_record(project_id, tier, version, result, str(path.resolve()), spec, status, guard))
@@ -59,6 +73,7 @@ def train_project(services: Services, project_id: int, tier: str = SLOW) -> str:
     store.set_current_version(project_id, version)
     services.models.publish(project_id, result.classifier)
     log.info("published %s (%.1f s, metrics %s)", version, result.seconds, result.metrics)
+    progress(0.95, "pushing to Label Studio")
     sync_label_studio(services, project_id, spec, result.classifier)
     return version
 

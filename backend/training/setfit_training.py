@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,24 +25,33 @@ log = logging.getLogger(__name__)
 
 
 def train_setfit(
-    spec: LabelSpec, data: dict[str, ControlData], base: Path, settings: Settings, version: str
+    spec: LabelSpec,
+    data: dict[str, ControlData],
+    base: Path,
+    settings: Settings,
+    version: str,
+    *,
+    progress: Callable[[float, str], None] | None = None,
 ) -> TrainResult:
     """Slow tier: fine-tune a copy of the body at ``base`` with SetFit, then fit a head per control."""
     started = time.perf_counter()
     primary = primary_control(data, settings)
     encoder = Encoder.load(base, max_seq_length=settings.max_seq_length, batch_size=settings.predict_batch_size)
     if settings.setfit_num_iterations > 0 and settings.setfit_max_steps > 0:
-        _fine_tune_body(encoder, primary, settings)
+        _fine_tune_body(encoder, primary, settings, progress)
         encoder.source = f"unsaved:{version}"  # a new body: never share cached embeddings of the base
     heads, metrics = fit_heads(spec, data, encoder, encoder.encode, settings)
     classifier = TextClassifier(version=version, encoder=encoder, heads=heads)
     return TrainResult(classifier, metrics, label_counts(data), len(primary.texts), time.perf_counter() - started)
 
 
-def _fine_tune_body(encoder: Encoder, rows: ControlData, settings: Settings) -> None:
+def _fine_tune_body(
+    encoder: Encoder, rows: ControlData, settings: Settings, progress: Callable[[float, str], None] | None
+) -> None:
     offline()
     from datasets import Dataset
     from setfit import SetFitModel, Trainer, TrainingArguments
+    from transformers import TrainerCallback
 
     control = rows.control
     if control.multi_label:
@@ -66,6 +76,23 @@ def _fine_tune_body(encoder: Encoder, rows: ControlData, settings: Settings) -> 
             save_strategy="no",
             end_to_end=False,
         )
-        trainer = Trainer(model=model, args=args, train_dataset=Dataset.from_dict({"text": rows.texts, "label": y}))
+        callbacks = [_ProgressCallback(progress, TrainerCallback)] if progress else []
+        trainer = Trainer(
+            model=model,
+            args=args,
+            train_dataset=Dataset.from_dict({"text": rows.texts, "label": y}),
+            callbacks=callbacks,
+        )
         trainer.train_embeddings(*trainer.dataset_to_parameters(trainer.train_dataset), args=args)
     encoder.body = model.model_body
+
+
+def _ProgressCallback(progress: Callable[[float, str], None], base: type) -> Any:
+    """A transformers ``TrainerCallback`` reporting step / max_steps as 0-0.85 of the job."""
+
+    class ProgressCallback(base):  # type: ignore[misc]
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if state.max_steps:
+                progress(0.85 * state.global_step / state.max_steps, f"step {state.global_step}/{state.max_steps}")
+
+    return ProgressCallback()

@@ -114,10 +114,10 @@ def test_webhook_stores_updates_deletes_and_trains(client: Any, app: Any) -> Non
     assert other.status_code == 200 and other.json["status"] == "ignored" and "PROJECT_UPDATED" in other.json["note"]
 
     assert client.post("/webhook", json={"action": "START_TRAINING", "project": {"id": 8}}).status_code == 201
-    assert app.extensions["tagloop"].trainer.wait_idle(300)
+    assert app.extensions["tagloop"].wait_idle(300)
     status = client.get("/api/projects/8").json
     assert status["model_version"] == "8-setfit-1" and status["current"]["n_train"] == 15
-    assert status["training"]["setfit"]["last_error"] is None
+    assert status["training"]["setfit"]["state"] == "done" and status["last_error"] is None
     r = client.post("/predict", json={"tasks": [{"id": 1, "data": {"text": rows[1]["text"]}}], "project": 8})
     assert r.json["results"][0]["model_version"] == "8-setfit-1"
 
@@ -139,7 +139,7 @@ def test_auto_training_after_train_every_labels(settings: Any, encoder: Any) -> 
         for i, r in enumerate(rows)
     ]
     assert training == [None] * 5 + [{"setfit": "queued"}]
-    assert services.trainer.wait_idle(300)
+    assert services.wait_idle(300)
     assert services.store.get_project(9).current_version == "9-setfit-1"
     services.close()
 
@@ -151,7 +151,7 @@ def test_multi_label_training_on_jigsaw(client: Any, app: Any) -> None:
         ev = annotation_event(11, TOXIC, 800 + i, 900 + i, row["text"], "toxicity", split_labels(row["label"]))
         assert client.post("/webhook", json=ev).status_code == 200
     assert client.post("/api/projects/11/train").status_code == 202
-    assert app.extensions["tagloop"].trainer.wait_idle(300)
+    assert app.extensions["tagloop"].wait_idle(300)
     status = client.get("/api/projects/11").json
     assert status["model_version"] == "11-setfit-1", status["training"]
     res = client.post("/predict", json={"tasks": [{"id": 1, "data": {"text": rows[0]["text"]}}], "project": 11}).json
@@ -163,11 +163,13 @@ def test_failed_training_keeps_serving_and_reports_error(client: Any, app: Any) 
     ev = annotation_event(12, NEWS, 990, 991, "Only one label so far.", "topic", ["World"])
     assert client.post("/webhook", json=ev).status_code == 200
     assert client.post("/api/projects/12/train").status_code == 202
-    assert app.extensions["tagloop"].trainer.wait_idle(60)
+    assert app.extensions["tagloop"].wait_idle(60)
     status = client.get("/api/projects/12").json
     assert (
-        "need at least 4" in status["training"]["setfit"]["last_error"]
-        and status["training"]["setfit"]["failures"] == 1
+        "need at least 4" in status["training"]["setfit"]["error"]
+        and status["training"]["setfit"]["state"] == "failed"
+        and status["training"]["setfit"]["attempts"] == 2
+        and "need at least 4" in status["last_error"]
     )
     r = client.post("/predict", json={"tasks": [{"id": 1, "data": {"text": "Elections held today."}}], "project": 12})
     assert r.status_code == 200 and r.json["model_version"].startswith("12-zeroshot-")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,6 @@ from backend.models.classifier import TextClassifier, zero_shot_classifier
 from backend.models.encoder import Encoder
 from backend.models.heads import ZeroShotHead, fit_head, label_prompt
 from backend.training.policy import should_train
-from backend.training.runner import TrainingRunner
 from tests.conftest import config_xml, read_rows
 
 
@@ -73,31 +71,3 @@ def test_classifier_save_load_round_trip(encoder: Any, tmp_path: Path) -> None:
 )
 def test_should_train(usable: int, trained_on: int, every: int, expected: bool) -> None:
     assert should_train(usable, trained_on, train_every=every, min_labels=4) is expected
-
-
-def test_runner_coalesces_and_records_failures() -> None:
-    gate = threading.Event()
-    calls: list[int] = []
-
-    def train(project_id: int, tier: str) -> str:
-        calls.append(project_id)
-        gate.wait(10)
-        if project_id == 2:
-            raise RuntimeError("boom")
-        return f"{project_id}-v"
-
-    runner = TrainingRunner(train)
-    assert runner.request(1, "a") == "queued"
-    while runner.status(1)["state"] != "running":
-        pass
-    assert runner.request(1, "b") == "queued"  # one more after the running one
-    assert runner.request(1, "c") == "already_queued"
-    assert runner.request(2, "d") == "queued"
-    gate.set()
-    assert runner.wait_idle(10)
-    assert calls == [1, 1, 2]
-    assert runner.status(1)["last_version"] == "1-v" and runner.status(1)["runs"] == 2
-    assert runner.status(1, "fast") == {**runner.status(9), "queued": False}  # nothing ran for that tier
-    failed = runner.status(2)
-    assert failed["failures"] == 1 and failed["last_error"] == "RuntimeError: boom" and failed["state"] == "idle"
-    runner.stop()

@@ -40,12 +40,12 @@ def test_every_label_queues_a_fast_version_on_cached_embeddings(fast_services: A
     answers = label(client, 21, rows[:8], 100)
     assert [a["training"] for a in answers[:3]] == [None] * 3  # below min_labels_to_train
     assert all(a["training"]["fast"] in ("queued", "already_queued") for a in answers[3:])
-    assert fast_services.trainer.wait_idle(120)
+    assert fast_services.wait_idle(120)
     first = client.get("/api/projects/21").json
     assert first["model_version"].startswith("21-fast-") and first["current"]["n_train"] == 8
     assert first["current"]["train_seconds"] < 5  # heads only, on cached embeddings
     label(client, 21, rows[8:], 200)
-    assert fast_services.trainer.wait_idle(120)
+    assert fast_services.wait_idle(120)
     later = client.get("/api/projects/21").json
     assert later["current"]["n_train"] == 12 and later["model_version"] != first["model_version"]
     # the fast tier shares the base body: its embeddings are in the store, one row per text
@@ -62,7 +62,7 @@ def test_slow_version_worse_than_served_body_is_kept_not_served(fast_services: A
     setup_project(client, 22, NEWS)
     rows = read_rows("ag_news", 16, offset=700)
     label(client, 22, rows, 300)
-    assert fast_services.trainer.wait_idle(120)
+    assert fast_services.wait_idle(120)
     served = client.get("/api/projects/22").json["model_version"]
     # a promotion tolerance of 0 and a body "trained" with zero steps cannot beat the served body by luck alone
     version = train_project(fast_services, 22, "setfit")

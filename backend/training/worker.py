@@ -1,0 +1,153 @@
+"""Workers: claim training jobs from the database queue and run them, in-process or as `tagloop worker`.
+
+Both modes run ``Worker.run_forever``; they differ only in how they are woken: the in-process worker by a
+``threading.Event`` that the web app sets when it queues a job, ``tagloop worker`` by a Redis list
+(``BLPOP``) that every web process pushes to. The database is the only source of truth, so a lost wake-up
+costs at most ``poll_s`` seconds, and a killed worker's job is requeued by ``recover_stale``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from backend.store.jobs import JobRecord
+
+if TYPE_CHECKING:
+    from backend.services import Services
+
+log = logging.getLogger(__name__)
+WAKE_KEY = "tagloop:wake"
+Progress = Callable[[float, str], None]
+
+
+def worker_name(prefix: str) -> str:
+    """host:pid:prefix, unique per process."""
+    return f"{socket.gethostname()}:{os.getpid()}:{prefix}"
+
+
+class Worker:
+    """Runs jobs from ``services.jobs`` one at a time."""
+
+    def __init__(self, services: Services, name: str, *, wait: Callable[[float], None]) -> None:
+        self.services = services
+        self.name = name
+        self._wait = wait
+
+    def run_once(self) -> JobRecord | None:
+        """Requeue stale jobs, then claim and run one job; returns it (None when nothing was runnable)."""
+        jobs = self.services.jobs
+        jobs.recover_stale(self.services.settings.job_stale_s)
+        job = jobs.claim(self.name)
+        if job is not None:
+            self.execute(job)
+        return job
+
+    def execute(self, job: JobRecord) -> None:
+        """Run a claimed job with a heartbeat; a failure is recorded (and retried), never raised."""
+        from backend.training.jobs import train_project
+
+        jobs = self.services.jobs
+        done = threading.Event()
+        beat = threading.Thread(target=self._beat, args=(job.id, done), daemon=True, name=f"heartbeat-{job.id}")
+        beat.start()
+
+        def progress(fraction: float, message: str) -> None:
+            jobs.heartbeat(job.id, progress=fraction, message=message)
+
+        try:
+            version = train_project(self.services, job.project_id, job.tier, progress=progress)
+        except Exception as exc:  # recorded on the job; the served version stays as it was
+            log.exception("job %s (%s of project %s) failed", job.id, job.tier, job.project_id)
+            failed = jobs.fail(job.id, f"{type(exc).__name__}: {exc}")
+            log.info("job %s is now %s", job.id, failed.state if failed else "gone")
+        else:
+            jobs.finish(job.id, version)
+        finally:
+            done.set()
+            beat.join(timeout=5)
+
+    def run_forever(self, stop: threading.Event) -> None:
+        """Loop until ``stop`` is set: run every runnable job, then wait for a wake-up or ``poll_s``."""
+        log.info("worker %s started", self.name)
+        while not stop.is_set():
+            try:
+                job = self.run_once()
+            except Exception:  # the database went away for a moment: log, wait, try again
+                log.exception("worker %s: claiming a job failed", self.name)
+                job = None
+            if job is None:
+                self._wait(self.services.settings.worker_poll_s)
+
+    def _beat(self, job_id: int, done: threading.Event) -> None:
+        interval = max(0.5, self.services.settings.job_stale_s / 6)
+        while not done.wait(interval):
+            try:
+                self.services.jobs.heartbeat(job_id)
+            except Exception:  # a missed beat is harmless unless it lasts job_stale_s
+                log.warning("heartbeat for job %s failed", job_id)
+
+
+class InProcessWorker:
+    """The default: one daemon thread in the web process, woken when the app queues a job."""
+
+    def __init__(self, services: Services) -> None:
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._worker = Worker(services, worker_name("inprocess"), wait=self._wait)
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def _wait(self, timeout: float) -> None:
+        self._wake.wait(timeout)
+        self._wake.clear()
+
+    def wake(self) -> None:
+        """Start the thread on first use, and wake it."""
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._worker.run_forever, args=(self._stop,), daemon=True, name="tagloop-worker"
+                )
+                self._thread.start()
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Stop after the current job."""
+        self._stop.set()
+        self._wake.set()
+
+
+class RedisWaker:
+    """Scaled-out mode: web processes push a wake-up to Redis; `tagloop worker` blocks on it."""
+
+    def __init__(self, url: str) -> None:
+        import redis
+
+        self._redis = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
+
+    def wake(self) -> None:
+        """Push one wake-up (the list is trimmed so bursts do not pile up)."""
+        try:
+            pipe = self._redis.pipeline()
+            pipe.lpush(WAKE_KEY, time.time())
+            pipe.ltrim(WAKE_KEY, 0, 99)
+            pipe.execute()
+        except Exception as exc:  # the job is in the database; workers poll it anyway
+            log.warning("could not wake workers through Redis: %s", exc)
+
+    def wait(self, timeout: float) -> None:
+        """Block until a wake-up arrives or ``timeout`` passes."""
+        try:
+            self._redis.blpop([WAKE_KEY], timeout=max(1, int(timeout)))
+        except Exception as exc:
+            log.warning("Redis wait failed (%s); polling the database instead", exc)
+            time.sleep(timeout)
+
+    def stop(self) -> None:
+        """Nothing to stop on the web side."""
