@@ -8,6 +8,7 @@ A control whose labels have fewer than two distinct values keeps its zero-shot h
 from __future__ import annotations
 
 import logging
+import math
 import tempfile
 import time
 from collections.abc import Callable
@@ -63,13 +64,17 @@ def _fine_tune_body(
             log.info("body fine-tuning skipped: one distinct label in %s", control.name)
             return
         model = SetFitModel(model_body=encoder.body)
+    # SetFit's max_steps replaces the epoch length; cap it at one pass over the sampled pairs
+    steps = min(
+        settings.setfit_max_steps, math.ceil(2 * settings.setfit_num_iterations * len(y) / settings.setfit_batch_size)
+    )
     with tempfile.TemporaryDirectory(prefix="tagloop-setfit-") as out:
         args = TrainingArguments(
             output_dir=out,
             batch_size=settings.setfit_batch_size,
             num_epochs=1,
             num_iterations=settings.setfit_num_iterations,
-            max_steps=settings.setfit_max_steps,
+            max_steps=steps,
             seed=settings.seed,
             report_to="none",
             show_progress_bar=False,

@@ -1,0 +1,89 @@
+"""Rollback, status and export (labels with provenance; models SetFit loads as is) with the real model."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from backend.app import create_app
+from backend.cli import app as cli
+from backend.services import build_services
+from tests.backend.test_api_labelstudio import annotation_event, setup_project
+from tests.conftest import config_xml, read_rows
+
+pytestmark = pytest.mark.model
+NEWS = config_xml("news_topics")
+TOXIC = config_xml("toxicity_types")
+
+
+@pytest.fixture
+def trained(settings: Any, encoder: Any) -> Any:
+    """Project 31 (news) with two fast versions, and project 32 (toxicity) with one."""
+    services = build_services(dataclasses.replace(settings, fast_tier=True), base_encoder=encoder)
+    client = create_app(services=services).test_client()
+    setup_project(client, 31, NEWS)
+    rows = read_rows("ag_news", 10, offset=900)
+    client.post("/predict", json={"project": 31, "tasks": [{"id": 400, "data": {"text": rows[0]["text"]}}]})
+    for i, r in enumerate(rows[:6]):
+        client.post("/webhook", json=annotation_event(31, NEWS, 400 + i, 400 + i, r["text"], "topic", [r["label"]]))
+    assert services.wait_idle(120)
+    for i, r in enumerate(rows[6:], start=6):
+        client.post("/webhook", json=annotation_event(31, NEWS, 400 + i, 400 + i, r["text"], "topic", [r["label"]]))
+    assert services.wait_idle(120)
+    setup_project(client, 32, TOXIC)
+    toxic = read_rows("jigsaw_toxic", 12, offset=40)
+    for i, r in enumerate(toxic):
+        labels = [x for x in r["label"].split("|") if x]
+        client.post("/webhook", json=annotation_event(32, TOXIC, 600 + i, 600 + i, r["text"], "toxicity", labels))
+    assert services.wait_idle(120)
+    yield services, client
+    services.close()
+
+
+def test_status_rollback_and_cli(trained: Any) -> None:
+    services, client = trained
+    status = client.get("/api/projects/31/status").json
+    versions = [v["name"] for v in status["versions"]]
+    assert len(versions) >= 2 and status["model_version"] == versions[-1]
+    assert status["labels_seen"] == 10 and status["labels_usable"] == 10 and status["jobs"] == []
+    assert status["training"]["fast"]["state"] == "done"
+    r = client.post("/api/projects/31/rollback", json={"version": versions[0]})
+    assert r.status_code == 200 and r.json["model_version"] == versions[0] and r.json["previous"] == versions[-1]
+    pred = client.post("/predict", json={"project": 31, "tasks": [{"id": 1, "data": {"text": "Markets rallied."}}]})
+    assert pred.json["model_version"] == versions[0]
+    bad = client.post("/api/projects/31/rollback", json={"version": "31-fast-99"})
+    assert bad.status_code == 422 and versions[0] in bad.json["reason"]
+    assert services.wait_idle(60)  # the push job after a rollback (no Label Studio configured: nothing to push)
+
+    data_dir = str(services.settings.data_dir)
+    out = CliRunner().invoke(cli, ["rollback", "--project", "31", "--version", versions[-1], "--data-dir", data_dir])
+    assert out.exit_code == 0, out.output
+    shown = CliRunner().invoke(cli, ["status", "--project", "31", "--data-dir", data_dir])
+    assert json.loads(shown.stdout)["model_version"] == versions[-1]
+
+
+def test_export_labels_and_models(trained: Any, tmp_path: Path) -> None:
+    from setfit import SetFitModel
+
+    services, _ = trained
+    data_dir = str(services.settings.data_dir)
+    for project, fmt in ((31, "jsonl"), (32, "csv")):
+        result = CliRunner().invoke(
+            cli, ["export", "--project", str(project), "--out", str(tmp_path), "--format", fmt, "--data-dir", data_dir]
+        )
+        assert result.exit_code == 0, result.output
+        paths = json.loads(result.stdout.strip().splitlines()[-1])
+        labels = Path(paths["labels"]).read_text(encoding="utf-8")
+        assert len(labels.strip().splitlines()) == (10 if fmt == "jsonl" else 13)  # csv has a header
+        model_dir = next(iter(paths["models"].values()))
+        model = SetFitModel.from_pretrained(model_dir, local_files_only=True)
+        preds = model.predict(["Stocks and bonds fell sharply.", "You are an idiot and I hate you."])
+        assert len(preds) == 2
+    first = json.loads((tmp_path / "project-31-labels.jsonl").read_text().splitlines()[0])
+    assert first["predicted_by"].startswith("31-zeroshot-")  # task 400 was predicted before it was labeled
+    assert first["choices"]["topic"][0] in {"World", "Sports", "Business", "Sci/Tech"} and first["author"] == "1"
