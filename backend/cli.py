@@ -216,16 +216,17 @@ def simulate(
     from rich.progress import Progress
 
     from backend.models.encoder import Encoder
-    from backend.simulation import SimulationConfig, run_simulation
+    from backend.simulation import SimulationConfig, load_dataset, run_simulation
 
     settings = _settings(data_dir)
     try:
+        default = settings.multi_label_strategy if load_dataset(data).multi_label else settings.strategy
         config = SimulationConfig(
             pool_path=data,
             eval_path=eval_csv,
             out_dir=out,
             strategies=tuple(strategy or ()),
-            default_strategy=settings.strategy,
+            default_strategy=default,
             seeds=seeds,
             seed_size=seed_size,
             batch=batch,

@@ -31,6 +31,8 @@ class Settings:
     """Queue a slow-tier (SetFit) training after this many new usable labels (0 turns it off)."""
     fast_tier: bool = True
     """Refit the heads on cached embeddings after every new label (debounced)."""
+    keep_versions: int = 10
+    """Model artifacts kept per project (the served version and bodies in use are always kept)."""
     promotion_tolerance: float = 0.02
     """A slow-tier version more than this below the served body's CV accuracy is kept but not served."""
     min_labels_to_train: int = 4
@@ -54,7 +56,9 @@ class Settings:
     job_backoff_s: float = 5.0
     """Retry delay after a failed attempt, doubled each time."""
     strategy: str = "margin"
-    """Default query strategy (a name from `strategies.REGISTRY` or a dotted path to your own)."""
+    """Query strategy for single-choice controls (a name from `strategies.REGISTRY` or a dotted path)."""
+    multi_label_strategy: str = "mean_label_uncertainty"
+    """Query strategy for multiple-choice controls."""
     push_top_k: int = 200
     """Predictions pushed to Label Studio per promoted version (the head of the annotator queue)."""
     push_pool_limit: int = 20_000
@@ -68,6 +72,7 @@ class Settings:
         if self.model_kind not in MODEL_KINDS:
             raise SettingsError(f"model_kind: got {self.model_kind!r}, expected one of {list(MODEL_KINDS)}")
         _check_strategy(self.strategy)
+        _check_strategy(self.multi_label_strategy)
         if self.worker not in WORKERS:
             raise SettingsError(f"worker: got {self.worker!r}, expected one of {list(WORKERS)}")
         for name in ("worker_poll_s", "job_stale_s", "job_backoff_s"):
@@ -85,6 +90,7 @@ class Settings:
             "max_body_bytes",
             "predict_batch_size",
             "min_labels_to_train",
+            "keep_versions",
         ):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name}: got {getattr(self, name)}, expected an integer >= 1")

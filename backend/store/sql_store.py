@@ -303,6 +303,13 @@ class SqlStore:
             s.flush()
             return _version(row)
 
+    def mark_pruned(self, name: str) -> None:
+        """The version's artifacts were deleted: it stays in the history, no longer loadable."""
+        with self._session() as s, s.begin():
+            s.execute(
+                update(orm.ModelVersion).where(orm.ModelVersion.name == name).values(status="pruned", artifact_path="")
+            )
+
     def get_version(self, name: str) -> ModelVersionRecord | None:
         """A version by name, or None."""
         with self._session() as s:

@@ -22,6 +22,7 @@ from backend.services import Services
 from backend.store.records import ModelVersionRecord
 from backend.training.dataset import ControlData, control_data
 from backend.training.fitting import TrainResult, cv_metrics, train_fast
+from backend.training.retention import prune_versions
 from backend.training.setfit_training import train_setfit
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,7 @@ def train_project(services: Services, project_id: int, tier: str = SLOW, *, prog
         return version
     store.set_current_version(project_id, version)
     services.models.publish(project_id, result.classifier)
+    prune_versions(store, project_id, settings.keep_versions)
     log.info("published %s (%.1f s, metrics %s)", version, result.seconds, result.metrics)
     progress(0.95, "pushing to Label Studio")
     sync_label_studio(services, project_id, spec, result.classifier)

@@ -87,3 +87,28 @@ def test_export_labels_and_models(trained: Any, tmp_path: Path) -> None:
     first = json.loads((tmp_path / "project-31-labels.jsonl").read_text().splitlines()[0])
     assert first["predicted_by"].startswith("31-zeroshot-")  # task 400 was predicted before it was labeled
     assert first["choices"]["topic"][0] in {"World", "Sports", "Business", "Sci/Tech"} and first["author"] == "1"
+
+
+def test_retention_keeps_newest_served_and_used_bodies(settings: Any, encoder: Any) -> None:
+    services = build_services(dataclasses.replace(settings, fast_tier=True, keep_versions=2), base_encoder=encoder)
+    client = create_app(services=services).test_client()
+    setup_project(client, 33, NEWS)
+    rows = read_rows("ag_news", 9, offset=1500)
+    for i, r in enumerate(rows[:5]):
+        client.post("/webhook", json=annotation_event(33, NEWS, 800 + i, 800 + i, r["text"], "topic", [r["label"]]))
+    assert services.wait_idle(120)
+    client.post("/api/projects/33/train?tier=setfit")
+    assert services.wait_idle(300)
+    for i, r in enumerate(rows[5:], start=5):
+        client.post("/webhook", json=annotation_event(33, NEWS, 800 + i, 800 + i, r["text"], "topic", [r["label"]]))
+        assert services.wait_idle(120)
+    versions = services.store.list_versions(33)
+    live = [v for v in versions if v.status != "pruned"]
+    assert len(versions) >= 5 and len(live) == 2 and live[-1].name == services.store.get_project(33).current_version
+    assert all(not v.artifact_path for v in versions if v.status == "pruned")
+    setfit = next(v for v in versions if v.tier == "setfit")
+    # the setfit body serves the fast versions built on it, so its directory survived pruning
+    assert setfit.status == "pruned" and (services.settings.models_dir / "33" / setfit.name / "body").is_dir()
+    r = client.post("/predict", json={"project": 33, "tasks": [{"id": 1, "data": {"text": rows[0]["text"]}}]})
+    assert r.json["model_version"] == live[-1].name
+    services.close()
