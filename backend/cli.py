@@ -59,6 +59,9 @@ def serve(
     flask_app = create_app(settings)
     services = flask_app.extensions["tagloop"]
     threading.Thread(target=services.models.base_encoder, name="warm-up", daemon=True).start()
+    for project in services.store.list_projects():  # annotations made while tagloop was down
+        if project.ls_url and project.ls_token:
+            services.request_training(project.id, "catchup", "start")
     typer.echo(
         f"tagloop serving on http://{host}:{port} (data: {settings.data_dir.resolve()}, "
         f"database: {settings.resolved_database_url.split('@')[-1]})"

@@ -59,6 +59,8 @@ class Settings:
     """Query strategy for single-choice controls (a name from `strategies.REGISTRY` or a dotted path)."""
     multi_label_strategy: str = "mean_label_uncertainty"
     """Query strategy for multiple-choice controls."""
+    catch_up_every_s: float = 60.0
+    """Least time between two catch-ups of a project from Label Studio's API (triggered by /setup and start)."""
     push_top_k: int = 200
     """Predictions pushed to Label Studio per promoted version (the head of the annotator queue)."""
     push_pool_limit: int = 20_000

@@ -34,7 +34,7 @@ def project_status(services: Services, project_id: int) -> dict[str, Any]:
     versions = services.store.list_versions(project_id)
     current = next((v for v in versions if v.name == served), None)
     annotations = services.store.annotations(project_id)
-    last = {tier: services.jobs.latest(project_id, tier) for tier in TIERS}
+    last = {tier: services.jobs.latest(project_id, tier) for tier in (*TIERS, "push", "catchup")}
     errors = [j for j in last.values() if j is not None and j.error]
     return {
         "project": project_id,

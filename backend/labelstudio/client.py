@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,18 @@ class LabelStudioClient:
         """One bulk request: ``[{"task", "model_version", "score", "result"}]``."""
         if predictions:
             self._sdk.projects.import_predictions(id=project_id, request=list(predictions))  # type: ignore[arg-type]
+
+    def tasks_updated_since(self, project_id: int, since: str) -> Iterator[dict[str, Any]]:
+        """Tasks (with their annotations) whose ``updated_at`` is after ``since`` (all when empty), oldest first."""
+        items = []
+        if since:
+            items.append(
+                {"filter": "filter:tasks:updated_at", "operator": "greater", "type": "Datetime", "value": since}
+            )
+        query = {"filters": {"conjunction": "and", "items": items}, "ordering": ["tasks:updated_at"]}
+        task: Any
+        for task in self._sdk.tasks.list(project=project_id, fields="all", page_size=500, query=json.dumps(query)):
+            yield task.model_dump() if hasattr(task, "model_dump") else dict(task)
 
     def set_model_version(self, project_id: int, version: str) -> None:
         """PATCH the project's ``model_version`` (LS accepts it only once predictions of it exist)."""

@@ -18,6 +18,7 @@ class ProjectRecord:
     ls_token: str = ""
     current_version: str | None = None
     pushed_tasks: tuple[int, ...] = ()
+    synced_at: str = ""
 
 
 @dataclass(frozen=True)

@@ -109,6 +109,11 @@ class SqlStore:
         with self._session() as s, s.begin():
             s.execute(update(orm.Project).where(orm.Project.id == project_id).values(current_version=name))
 
+    def set_synced_at(self, project_id: int, watermark: str) -> None:
+        """Record the catch-up watermark."""
+        with self._session() as s, s.begin():
+            s.execute(update(orm.Project).where(orm.Project.id == project_id).values(synced_at=watermark))
+
     def set_pushed_tasks(self, project_id: int, task_ids: Sequence[int]) -> None:
         """Record which LS tasks now carry tagloop's pushed predictions."""
         with self._session() as s, s.begin():
@@ -222,6 +227,12 @@ class SqlStore:
         """Every stored annotation of a project (deleted and cancelled included), by id."""
         with self._session() as s:
             q = select(orm.Annotation).where(orm.Annotation.project_id == project_id).order_by(orm.Annotation.id)
+            return [_annotation(r) for r in s.scalars(q)]
+
+    def annotations_of_task(self, task_id: int) -> list[AnnotationRecord]:
+        """Every stored annotation of one task."""
+        with self._session() as s:
+            q = select(orm.Annotation).where(orm.Annotation.task_id == task_id).order_by(orm.Annotation.id)
             return [_annotation(r) for r in s.scalars(q)]
 
     def training_set(self, project_id: int) -> list[Example]:
@@ -342,6 +353,7 @@ def _project(row: orm.Project) -> ProjectRecord:
         ls_token=row.ls_token,
         current_version=row.current_version,
         pushed_tasks=tuple(row.pushed_tasks or ()),
+        synced_at=row.synced_at or "",
     )
 
 

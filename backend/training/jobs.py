@@ -14,6 +14,7 @@ import shutil
 from collections.abc import Callable
 from typing import Any
 
+from backend.labelstudio.catchup import catch_up
 from backend.labelstudio.client import LabelStudioClient
 from backend.labelstudio.label_config import LabelSpec, parse_label_config
 from backend.labelstudio.sync import push_version
@@ -26,8 +27,8 @@ from backend.training.retention import prune_versions
 from backend.training.setfit_training import train_setfit
 
 log = logging.getLogger(__name__)
-FAST, SLOW, PUSH = "fast", "setfit", "push"
-TIERS = (FAST, SLOW, PUSH)
+FAST, SLOW, PUSH, CATCHUP = "fast", "setfit", "push", "catchup"
+TIERS = (FAST, SLOW, PUSH, CATCHUP)
 Progress = Callable[[float, str], None]
 
 
@@ -51,6 +52,8 @@ def train_project(services: Services, project_id: int, tier: str = SLOW, *, prog
         served = services.models.get(project, spec)
         sync_label_studio(services, project_id, spec, served)
         return served.version
+    if tier == CATCHUP:
+        return run_catch_up(services, project_id, spec)
     examples = store.training_set(project_id)
     data = control_data(spec, examples, max_chars=settings.max_text_chars)
     version = f"{project_id}-{tier}-{store.count_versions(project_id, tier) + 1}"
@@ -129,15 +132,33 @@ def _record(
     )
 
 
+def run_catch_up(services: Services, project_id: int, spec: LabelSpec) -> str:
+    """Read missed annotations back from Label Studio; queue training if anything changed."""
+    client = _client(services, project_id)
+    if client is None:
+        return "no Label Studio URL/token"
+    result = catch_up(services.store, project_id, spec, client)
+    log.info("project %s: catch-up %s", project_id, result)
+    if result.changed or result.deleted:
+        services.request_training(project_id, FAST if services.settings.fast_tier else SLOW, "catch-up")
+    return f"catch-up: {result.tasks} tasks, {result.changed} changed, {result.deleted} deleted"
+
+
+def _client(services: Services, project_id: int) -> LabelStudioClient | None:
+    project = services.store.get_project(project_id)
+    if project is None:
+        return None
+    url = services.settings.label_studio_url or project.ls_url
+    token = services.settings.label_studio_token or project.ls_token
+    return LabelStudioClient(url, token) if url and token else None
+
+
 def sync_label_studio(services: Services, project_id: int, spec: LabelSpec, model: TextClassifier) -> None:
     """Push the new version's top-K predictions to Label Studio; failures are logged, never raised."""
     settings = services.settings
     project = services.store.get_project(project_id)
-    if project is None:
-        return
-    url = settings.label_studio_url or project.ls_url
-    token = settings.label_studio_token or project.ls_token
-    if not (url and token):
+    client = _client(services, project_id)
+    if project is None or client is None:
         log.info("project %s: no Label Studio URL/token (from /setup or settings); nothing pushed", project_id)
         return
     try:
@@ -150,9 +171,11 @@ def sync_label_studio(services: Services, project_id: int, spec: LabelSpec, mode
             pool_limit=settings.push_pool_limit,
             max_chars=settings.max_text_chars,
             threshold=settings.multi_label_threshold,
-            client=LabelStudioClient(url, token),
+            client=client,
         )
     except Exception as exc:  # Label Studio down or refusing: the new version serves anyway
-        log.warning("project %s: pushing %s to Label Studio at %s failed: %s", project_id, model.version, url, exc)
+        log.warning(
+            "project %s: pushing %s to Label Studio at %s failed: %s", project_id, model.version, client.url, exc
+        )
         return
     log.info("project %s: pushed %s (%s)", project_id, model.version, result)

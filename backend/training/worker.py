@@ -75,6 +75,9 @@ class Worker:
     def run_forever(self, stop: threading.Event) -> None:
         """Loop until ``stop`` is set: run every runnable job, then wait for a wake-up or ``poll_s``."""
         log.info("worker %s started", self.name)
+        requeued = recover_dead_local_workers(self.services)
+        if requeued:
+            log.info("requeued %d job(s) of workers on this host that are gone", requeued)
         while not stop.is_set():
             try:
                 job = self.run_once()
@@ -91,6 +94,31 @@ class Worker:
                 self.services.jobs.heartbeat(job_id)
             except Exception:  # a missed beat is harmless unless it lasts job_stale_s
                 log.warning("heartbeat for job %s failed", job_id)
+
+
+def recover_dead_local_workers(services: Services) -> int:
+    """Requeue running jobs claimed by a process of this host that no longer exists (no need to wait for
+    ``job_stale_s`` after a crash and restart)."""
+    host = socket.gethostname()
+    count = 0
+    for job in services.jobs.active():
+        parts = job.worker.split(":")
+        if job.state != "running" or len(parts) < 3 or parts[0] != host or not parts[1].isdigit():
+            continue
+        if not _alive(int(parts[1])):
+            services.jobs.fail(job.id, f"worker {job.worker} is gone (process {parts[1]} no longer exists)")
+            count += 1
+    return count
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class InProcessWorker:

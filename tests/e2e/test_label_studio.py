@@ -120,3 +120,36 @@ def test_toxicity_types_on_jigsaw(
     clean = [r for r in rows if not r["label"]][:10]
     mixed = [row for pair in zip(toxic, clean, strict=True) for row in pair]  # both kinds among the labeled 16
     run_loop(ls_client, tagloop, "toxicity_types", "toxicity", mixed, multi=True)
+
+
+def test_catch_up_reads_missed_annotations(
+    label_studio: LabelStudioServer, ls_client: LabelStudio, tagloop: TagloopServer
+) -> None:
+    """Annotations made before tagloop was connected, and while it was down, are read back from the API."""
+    client = ls_client
+    rows = read_rows("ag_news", 12, offset=3000)
+    pid = client.projects.create(title="tagloop catch-up", label_config=config_xml("news_topics")).id
+    ids = list(
+        client.projects.import_tasks(id=pid, request=[{"text": r["text"]} for r in rows], return_task_ids=True).task_ids
+    )
+
+    def annotate(task_id: int, label: str) -> int:
+        result = [{"from_name": "topic", "to_name": "text", "type": "choices", "value": {"choices": [label]}}]
+        return client.annotations.create(id=task_id, result=result).id
+
+    before = [annotate(t, r["label"]) for t, r in zip(ids[:6], rows[:6], strict=True)]
+    client.ml.create(project=pid, url=tagloop.url, title="tagloop")  # /setup queues a catch-up
+    wait_until(lambda: status(tagloop, pid)["labels_usable"] == 6, 60, what="catch-up after connecting")
+
+    tagloop.stop()
+    after = [annotate(t, r["label"]) for t, r in zip(ids[6:9], rows[6:9], strict=True)]
+    client.annotations.update(
+        id=before[0],
+        result=[{"from_name": "topic", "to_name": "text", "type": "choices", "value": {"choices": ["Sports"]}}],
+    )
+    client.annotations.delete(id=before[1])
+    tagloop.start()  # start-up queues a catch-up of every project with a Label Studio address
+    wait_until(lambda: status(tagloop, pid)["labels_usable"] == 8, 60, what="catch-up after a restart")
+    seen = status(tagloop, pid)["labels_seen"]
+    assert seen == 9 and len(after) == 3  # the deleted one is kept, marked deleted
+    client.projects.delete(id=pid)
