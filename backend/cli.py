@@ -265,6 +265,34 @@ def _bundled() -> Path:
     return bundled_model_path()
 
 
+bench_app = typer.Typer(help="Benchmarks: each measures tagloop and a baseline in the same run.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+
+
+@bench_app.command("freshness")
+def bench_freshness(
+    data: Annotated[Path, typer.Option(help="Labeled CSV (single-label) to replay as annotations.")],
+    pool: Annotated[int, typer.Option(help="Tasks in the project (sent as TASKS_CREATED).")] = 10_000,
+    checkpoints: Annotated[str, typer.Option(help="Label counts to measure at, comma-separated.")] = "100,1000,5000",
+    window: Annotated[int, typer.Option(help="Labels measured one by one at each checkpoint.")] = 20,
+    pace: Annotated[float, typer.Option(help="Seconds between labels in a measured window (annotator pace).")] = 1.0,
+) -> None:
+    """Webhook ack p50/p99 and label → served-version latency, tagloop vs synchronous retrain every 10 labels."""
+    from backend.bench.freshness import FreshnessConfig, main_json, run_freshness
+
+    config = FreshnessConfig(
+        data=data, pool=pool, checkpoints=tuple(int(c) for c in checkpoints.split(",")), window=window, pace_s=pace
+    )
+    report = run_freshness(config, progress=lambda m: typer.echo(m, err=True))
+    for name in ("tagloop", "reference"):
+        for cp, row in report[name].items():
+            typer.echo(
+                f"{name:<10} {cp:>6} labels  ack p50 {row['ack_p50_ms']:>8.2f} ms  p99 {row['ack_p99_ms']:>8.2f} ms"
+                f"  fresh p50 {row['fresh_p50_s']:>7.3f} s  p95 {row['fresh_p95_s']:>7.3f} s"
+            )
+    typer.echo(main_json(report))
+
+
 def _stderr() -> Console:
     from rich.console import Console
 

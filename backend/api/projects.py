@@ -33,13 +33,12 @@ def project_status(services: Services, project_id: int) -> dict[str, Any]:
     served = services.models.served_version(project, spec)
     versions = services.store.list_versions(project_id)
     current = next((v for v in versions if v.name == served), None)
-    annotations = services.store.annotations(project_id)
     last = {tier: services.jobs.latest(project_id, tier) for tier in (*TIERS, "push", "catchup")}
     errors = [j for j in last.values() if j is not None and j.error]
     return {
         "project": project_id,
         "controls": [{"name": c.name, "labels": list(c.labels), "multi_label": c.multi_label} for c in spec.controls],
-        "labels_seen": len(annotations),
+        "labels_seen": services.store.count_annotations(project_id),
         "labels_usable": services.store.count_usable(project_id),
         "model_version": served,
         "current": version_json(current) if current else None,

@@ -253,6 +253,12 @@ class SqlStore:
                 latest[ann.task_id] = Example(task_id=task.id, data=dict(task.data), choices=dict(ann.choices))
             return list(latest.values())
 
+    def count_annotations(self, project_id: int) -> int:
+        """How many annotations the project has stored (deleted and cancelled included)."""
+        with self._session() as s:
+            q = select(func.count()).select_from(orm.Annotation).where(orm.Annotation.project_id == project_id)
+            return int(s.scalar(q) or 0)
+
     def count_usable(self, project_id: int) -> int:
         """How many usable annotations the project has."""
         with self._session() as s:

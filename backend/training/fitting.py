@@ -17,6 +17,7 @@ from backend.models.encoder import Encoder
 from backend.models.heads import FittedHead, Head, fit_head
 from backend.training.dataset import ControlData
 
+CV_MAX_ROWS = 1000
 Embed = Callable[[Sequence[str]], np.ndarray]
 """texts → (n, dim) embeddings (the encoder directly, or through the embedding cache)."""
 
@@ -83,6 +84,10 @@ def cv_metrics(rows: ControlData, emb: np.ndarray, seed: int) -> dict[str, Any]:
     if rows.control.multi_label or len(rows.texts) < 6:
         return {"n": len(rows.texts)}
     y = np.array([rows.control.labels.index(t[0]) for t in rows.targets])
+    if len(y) > CV_MAX_ROWS:  # keep the fast tier fast: CV on a fixed random subsample
+        keep = np.random.default_rng(seed).choice(len(y), CV_MAX_ROWS, replace=False)
+        emb, y = emb[keep], y[keep]
+        rows = ControlData(rows.control, [rows.texts[i] for i in keep], [rows.targets[i] for i in keep])
     folds = min(5, int(np.bincount(y).max(initial=0)), *(int(c) for c in np.bincount(y) if c > 0))
     if folds < 2:
         return {"n": len(rows.texts)}
@@ -91,4 +96,4 @@ def cv_metrics(rows: ControlData, emb: np.ndarray, seed: int) -> dict[str, Any]:
         head = fit_head(rows.control.labels, False, emb[train], [rows.targets[i] for i in train], seed=seed)
         if isinstance(head, FittedHead):
             correct += int((head.predict_proba(emb[test]).argmax(1) == y[test]).sum())
-    return {"n": len(rows.texts), "cv_accuracy": round(correct / len(y), 4), "cv_folds": folds}
+    return {"n": len(y), "cv_accuracy": round(correct / len(y), 4), "cv_folds": folds}

@@ -1,0 +1,1 @@
+"""Benchmarks behind ``tagloop bench``: each measures tagloop and a baseline in the same run."""
