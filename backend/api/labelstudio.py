@@ -92,11 +92,10 @@ def webhook() -> tuple[Response, int]:
     if event.action in ("ANNOTATION_CREATED", "ANNOTATION_UPDATED"):
         project, spec = _project_for(services, event.project_id, event.label_config)
         record = annotation_record(event, spec)
-        if event.task is not None and isinstance(event.task.get("data"), dict):
-            services.store.upsert_tasks(project.id, [(record.task_id, event.task["data"])])
-        elif services.store.get_task(record.task_id) is None:
+        data = event.task.get("data") if event.task is not None else None
+        if not isinstance(data, dict) and services.store.get_task(record.task_id) is None:
             raise UnprocessableRequest(f"task {record.task_id}: the event has no task data and tagloop never saw it")
-        changed = services.store.upsert_annotation(record)
+        changed = services.store.upsert_annotation(record, task_data=data if isinstance(data, dict) else None)
         return jsonify({"status": "stored", "changed": changed, "training": _maybe_train(services, project)}), 200
     if event.action == "ANNOTATIONS_DELETED":
         return jsonify({"status": "deleted", "changed": services.store.mark_deleted(event.deleted_ids)}), 200
@@ -130,8 +129,8 @@ def _maybe_train(services: Services, project: ProjectRecord) -> dict[str, str] |
     queued: dict[str, str] = {}
     if settings.fast_tier:
         queued["fast"] = services.request_training(project.id, "fast", "new label")
-    slow = [v for v in services.store.list_versions(project.id) if v.tier == "setfit"]
-    trained_on = slow[-1].n_train if slow else 0
+    slow = services.store.latest_version(project.id, "setfit")
+    trained_on = slow.n_train if slow else 0
     if should_train(usable, trained_on, train_every=settings.train_every, min_labels=settings.min_labels_to_train):
         queued["setfit"] = services.request_training(project.id, "setfit", f"{usable - trained_on} new labels")
     return queued or None

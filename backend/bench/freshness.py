@@ -229,7 +229,7 @@ def run_freshness(config: FreshnessConfig, progress: Callable[[str], None] = pri
                 timeout=120,
             ).raise_for_status()
 
-            warm = {"project": project, "tasks": [{"id": 1, "data": {"text": texts[0]}}]}
+            warm: dict[str, Any] = {"project": project, "tasks": [{"id": 1, "data": {"text": texts[0]}}]}
             requests.post(f"{url}/predict", json=warm, timeout=300).raise_for_status()  # body loaded, as in service
 
             def tagloop_served(session: requests.Session) -> int:

@@ -125,20 +125,8 @@ class SqlStore:
         items = {int(tid): data for tid, data in tasks}
         if not items:
             return 0
-        changed = 0
         with self._session() as s, s.begin():
-            existing = {t.id: t for t in s.scalars(select(orm.Task).where(orm.Task.id.in_(list(items))))}
-            for tid, data in items.items():
-                digest = text_hash(data)
-                row = existing.get(tid)
-                if row is None:
-                    s.add(orm.Task(id=tid, project_id=project_id, data=data, text_hash=digest))
-                elif row.text_hash != digest:
-                    row.data, row.text_hash, row.project_id = data, digest, project_id
-                else:
-                    continue
-                changed += 1
-        return changed
+            return _upsert_tasks(s, project_id, items)
 
     def record_predictions(self, predictions: dict[int, dict[str, Any]]) -> None:
         """Remember the prediction served for each task id (tasks tagloop has not stored are skipped)."""
@@ -175,9 +163,14 @@ class SqlStore:
             return [(int(tid), dict(data)) for tid, data in s.execute(q)]
 
     # annotations ----------------------------------------------------------------------------------
-    def upsert_annotation(self, rec: AnnotationRecord) -> bool:
-        """Insert or update by LS annotation id; a deleted annotation stays deleted. True if it changed."""
+    def upsert_annotation(self, rec: AnnotationRecord, *, task_data: dict[str, Any] | None = None) -> bool:
+        """Insert or update by LS annotation id; a deleted annotation stays deleted. True if it changed.
+
+        With ``task_data`` the task is stored in the same transaction (one commit per webhook).
+        """
         with self._session() as s, s.begin():
+            if task_data is not None:
+                _upsert_tasks(s, rec.project_id, {rec.task_id: task_data})
             row = s.get(orm.Annotation, rec.id)
             if row is None:
                 s.add(
@@ -339,6 +332,18 @@ class SqlStore:
             q = select(orm.ModelVersion).where(orm.ModelVersion.project_id == project_id)
             return [_version(r) for r in s.scalars(q.order_by(orm.ModelVersion.id))]
 
+    def latest_version(self, project_id: int, tier: str) -> ModelVersionRecord | None:
+        """The newest version of a tier, or None."""
+        with self._session() as s:
+            q = (
+                select(orm.ModelVersion)
+                .where(orm.ModelVersion.project_id == project_id, orm.ModelVersion.tier == tier)
+                .order_by(orm.ModelVersion.id.desc())
+                .limit(1)
+            )
+            row = s.scalar(q)
+            return _version(row) if row else None
+
     def count_versions(self, project_id: int, tier: str) -> int:
         """How many versions of this tier the project has (to number the next one)."""
         with self._session() as s:
@@ -348,6 +353,22 @@ class SqlStore:
                 .where(orm.ModelVersion.project_id == project_id, orm.ModelVersion.tier == tier)
             )
             return int(s.scalar(q) or 0)
+
+
+def _upsert_tasks(s: Session, project_id: int, items: dict[int, dict[str, Any]]) -> int:
+    changed = 0
+    existing = {t.id: t for t in s.scalars(select(orm.Task).where(orm.Task.id.in_(list(items))))}
+    for tid, data in items.items():
+        digest = text_hash(data)
+        row = existing.get(tid)
+        if row is None:
+            s.add(orm.Task(id=tid, project_id=project_id, data=data, text_hash=digest))
+        elif row.text_hash != digest:
+            row.data, row.text_hash, row.project_id = data, digest, project_id
+        else:
+            continue
+        changed += 1
+    return changed
 
 
 def _project(row: orm.Project) -> ProjectRecord:
