@@ -265,6 +265,37 @@ def _bundled() -> Path:
     return bundled_model_path()
 
 
+@app.command("strategy")
+def strategy_command(
+    project: Annotated[int, typer.Option(help="Label Studio project id.")],
+    set_to: Annotated[str | None, typer.Option("--set", help="Strategy name, dotted path, or 'default'.")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Show PROJECT's query strategy, or --set it (the queue in Label Studio is re-ranked by the worker)."""
+    from backend.api.projects import set_strategy, strategy_json
+
+    services = _services(data_dir)
+    try:
+        if set_to is None:
+            out = strategy_json(services, project)
+        else:
+            out = set_strategy(services, project, "" if set_to == "default" else set_to)
+    except TagloopError as exc:
+        typer.secho(f"error: {exc.reason}", fg="red", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(json.dumps(out))
+
+
+@app.command("strategies")
+def list_strategies() -> None:
+    """List the registered query strategies with their one-line descriptions."""
+    from strategies import REGISTRY
+
+    for name, fn in sorted(REGISTRY.items()):
+        doc = (fn.__doc__ or "").strip().splitlines()
+        typer.echo(f"{name:<28} {doc[0] if doc else ''}")
+
+
 bench_app = typer.Typer(help="Benchmarks: each measures tagloop and a baseline in the same run.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
 

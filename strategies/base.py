@@ -35,6 +35,7 @@ class QueryStrategy(Protocol):
         embeddings: FloatArray | None = None,
         labeled_embeddings: FloatArray | None = None,
         rng: np.random.Generator | None = None,
+        label_cardinality: float | None = None,
     ) -> Selection: ...
 
 

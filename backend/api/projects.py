@@ -9,8 +9,10 @@ from flask import Blueprint, Response, jsonify, request
 from backend.api.http import json_body
 from backend.errors import NotFound, RequestError, UnprocessableRequest
 from backend.labelstudio.label_config import parse_label_config
+from backend.ranking import strategy_name
 from backend.services import Services, get_services
 from backend.store.records import ModelVersionRecord
+from strategies import REGISTRY, StrategyError, get_strategy
 
 bp = Blueprint("projects", __name__, url_prefix="/api/projects")
 TIERS = ("fast", "setfit")
@@ -41,6 +43,7 @@ def project_status(services: Services, project_id: int) -> dict[str, Any]:
         "labels_seen": services.store.count_annotations(project_id),
         "labels_usable": services.store.count_usable(project_id),
         "model_version": served,
+        "strategy": strategy_name(services.settings, project, spec),
         "current": version_json(current) if current else None,
         "versions": [version_json(v) for v in versions],
         "jobs": [j.as_json() for j in services.jobs.active(project_id)],
@@ -82,6 +85,68 @@ def rollback_to(services: Services, project_id: int, version: str) -> dict[str, 
     services.store.set_current_version(project_id, version)
     services.request_training(project_id, "push", f"rollback to {version}")
     return {"project": project_id, "model_version": version, "previous": project.current_version}
+
+
+@bp.get("/<int:project_id>/queue")
+def queue(project_id: int) -> Response:
+    """The task ids tagloop pushed to Label Studio for the served version, in queue order (first = next)."""
+    services = get_services()
+    project = services.store.get_project(project_id)
+    if project is None:
+        raise NotFound(f"project {project_id} is not known to tagloop")
+    spec = parse_label_config(project.label_config)
+    return jsonify(
+        {
+            "project": project_id,
+            "model_version": services.models.served_version(project, spec),
+            "strategy": strategy_name(services.settings, project, spec),
+            "tasks": list(project.pushed_tasks),
+        }
+    )
+
+
+@bp.get("/<int:project_id>/strategy")
+def get_strategy_setting(project_id: int) -> Response:
+    """The project's query strategy, whether it is its own or the default, and the registered names."""
+    return jsonify(strategy_json(get_services(), project_id))
+
+
+@bp.put("/<int:project_id>/strategy")
+def put_strategy_setting(project_id: int) -> Response:
+    """Set the strategy (``{"strategy": name}``; ``null`` for the default) and re-rank the queue in LS."""
+    body = json_body()
+    name = body.get("strategy") if isinstance(body, dict) else None
+    if name is not None and not isinstance(name, str):
+        raise RequestError("'strategy': expected a strategy name or null")
+    return jsonify(set_strategy(get_services(), project_id, name or ""))
+
+
+def strategy_json(services: Services, project_id: int) -> dict[str, Any]:
+    """Shared by the API and ``tagloop strategy``."""
+    project = services.store.get_project(project_id)
+    if project is None:
+        raise NotFound(f"project {project_id} is not known to tagloop")
+    spec = parse_label_config(project.label_config)
+    return {
+        "project": project_id,
+        "strategy": strategy_name(services.settings, project, spec),
+        "project_setting": project.strategy or None,
+        "available": sorted(REGISTRY),
+    }
+
+
+def set_strategy(services: Services, project_id: int, name: str) -> dict[str, Any]:
+    """Validate and store a project's strategy, then queue a re-push of the queue."""
+    if services.store.get_project(project_id) is None:
+        raise NotFound(f"project {project_id} is not known to tagloop")
+    if name:
+        try:
+            get_strategy(name)
+        except StrategyError as exc:
+            raise UnprocessableRequest(f"strategy: {exc}") from None
+    services.store.set_strategy(project_id, name)
+    services.request_training(project_id, "push", f"strategy set to {name or 'default'}")
+    return strategy_json(services, project_id)
 
 
 def version_json(v: ModelVersionRecord) -> dict[str, Any]:

@@ -44,6 +44,8 @@ class Project(Base):
     current_version: Mapped[str | None] = mapped_column(String(120), default=None)
     pushed_tasks: Mapped[list[int]] = mapped_column(JSON, default=list)
     synced_at: Mapped[str] = mapped_column(String(64), default="")
+    strategy: Mapped[str] = mapped_column(String(200), default="")
+    """Query strategy of the project; empty means the settings' default."""
     """Catch-up watermark: newest LS task updated_at read back (ISO string)."""
     """LS task ids that carry predictions tagloop pushed for the current version."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

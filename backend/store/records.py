@@ -19,6 +19,7 @@ class ProjectRecord:
     current_version: str | None = None
     pushed_tasks: tuple[int, ...] = ()
     synced_at: str = ""
+    strategy: str = ""
 
 
 @dataclass(frozen=True)

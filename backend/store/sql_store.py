@@ -109,6 +109,11 @@ class SqlStore:
         with self._session() as s, s.begin():
             s.execute(update(orm.Project).where(orm.Project.id == project_id).values(current_version=name))
 
+    def set_strategy(self, project_id: int, strategy: str) -> None:
+        """Set the project's query strategy ("" for the default)."""
+        with self._session() as s, s.begin():
+            s.execute(update(orm.Project).where(orm.Project.id == project_id).values(strategy=strategy))
+
     def set_synced_at(self, project_id: int, watermark: str) -> None:
         """Record the catch-up watermark."""
         with self._session() as s, s.begin():
@@ -381,6 +386,7 @@ def _project(row: orm.Project) -> ProjectRecord:
         current_version=row.current_version,
         pushed_tasks=tuple(row.pushed_tasks or ()),
         synced_at=row.synced_at or "",
+        strategy=row.strategy or "",
     )
 
 

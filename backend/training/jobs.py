@@ -167,11 +167,9 @@ def sync_label_studio(services: Services, project_id: int, spec: LabelSpec, mode
             project,
             spec,
             model,
-            top_k=settings.push_top_k,
-            pool_limit=settings.push_pool_limit,
-            max_chars=settings.max_text_chars,
-            threshold=settings.multi_label_threshold,
+            settings=settings,
             client=client,
+            embed=lambda texts: services.embeddings.encode(model.encoder, texts),
         )
     except Exception as exc:  # Label Studio down or refusing: the new version serves anyway
         log.warning(

@@ -1,0 +1,54 @@
+"""Rank a project's unlabeled pool with its query strategy (the queue Label Studio will serve)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from backend.config import Settings
+from backend.labelstudio.label_config import ControlSpec, LabelSpec
+from backend.store.records import ProjectRecord
+from strategies import NEEDS_EMBEDDINGS, Selection, get_strategy
+
+Embed = Callable[[Sequence[str]], np.ndarray]
+
+
+def strategy_name(settings: Settings, project: ProjectRecord, spec: LabelSpec) -> str:
+    """The project's strategy, else the settings' default for the primary control's kind."""
+    if project.strategy:
+        return project.strategy
+    return settings.multi_label_strategy if primary(spec).multi_label else settings.strategy
+
+
+def primary(spec: LabelSpec) -> ControlSpec:
+    """The control the queue is ranked on: the first ``<Choices>``."""
+    return spec.controls[0]
+
+
+@dataclass(frozen=True)
+class RankInput:
+    """A pool to rank: probabilities of the primary control and (for diversity) embeddings."""
+
+    proba: np.ndarray
+    """(n_pool, n_labels), rows are pool positions."""
+    pool_texts: list[str]
+    labeled_texts: list[str]
+    label_cardinality: float | None = None
+
+
+def rank(name: str, data: RankInput, k: int, embed: Embed, *, seed: int) -> Selection:
+    """The top ``k`` pool positions in the strategy's order (most informative first)."""
+    strategy = get_strategy(name)
+    needs = name in NEEDS_EMBEDDINGS or "." in name
+    embeddings = embed(data.pool_texts) if needs else None
+    labeled = embed(data.labeled_texts) if needs and data.labeled_texts else None
+    return strategy(
+        data.proba,
+        min(k, len(data.proba)),
+        embeddings=embeddings,
+        labeled_embeddings=labeled,
+        rng=np.random.default_rng(seed),
+        label_cardinality=data.label_cardinality,
+    )
