@@ -6,6 +6,9 @@ given. Convention: **higher score = more informative**.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
 import numpy as np
@@ -70,3 +73,38 @@ def select_top(scores: NDArray[np.floating], n_instances: int, *, rng: np.random
     jitter = generator.random(s.shape[0])
     order = np.lexsort((jitter, -s))[:n_instances]
     return Selection(order.astype(np.int64), s[order])
+
+
+@dataclass(frozen=True)
+class Context:
+    """The optional inputs of a strategy, bundled: embeddings (n_pool, dim), labeled embeddings, rng, and the
+    labeled set's mean label count (multi-label)."""
+
+    embeddings: FloatArray | None
+    labeled_embeddings: FloatArray | None
+    rng: np.random.Generator
+    label_cardinality: float | None
+
+
+Core = Callable[[FloatArray, int, Context], Selection]
+
+
+def query_strategy(core: Core) -> QueryStrategy:
+    """Give ``core(pool, n_instances, context)`` the ``QueryStrategy`` signature; the pool is validated first
+    and ``rng`` defaults to a generator seeded with 0."""
+
+    @functools.wraps(core)
+    def strategy(
+        proba: FloatArray,
+        n_instances: int,
+        *,
+        embeddings: FloatArray | None = None,
+        labeled_embeddings: FloatArray | None = None,
+        rng: np.random.Generator | None = None,
+        label_cardinality: float | None = None,
+    ) -> Selection:
+        pool = check_pool(proba, n_instances)
+        generator = rng if rng is not None else np.random.default_rng(0)
+        return core(pool, n_instances, Context(embeddings, labeled_embeddings, generator, label_cardinality))
+
+    return strategy

@@ -10,7 +10,9 @@ from __future__ import annotations
 import numpy as np
 
 from strategies import scores
-from strategies.base import FloatArray, Selection, check_embeddings, check_pool, select_top
+from strategies.base import Context, FloatArray, Selection, check_embeddings, query_strategy, select_top
+
+DENSITY_BETA = 1.0
 
 
 def _unit(x: FloatArray) -> FloatArray:
@@ -28,21 +30,12 @@ def _initial_distance(pool: FloatArray, labeled: FloatArray | None) -> FloatArra
     return 1.0 - best
 
 
-def coreset_sampling(
-    proba: FloatArray,
-    n_instances: int,
-    *,
-    embeddings: FloatArray | None = None,
-    labeled_embeddings: FloatArray | None = None,
-    rng: np.random.Generator | None = None,
-    label_cardinality: float | None = None,
-) -> Selection:
+@query_strategy
+def coreset_sampling(pool: FloatArray, n_instances: int, ctx: Context) -> Selection:
     """Greedy k-center: repeatedly take the pool row farthest from every labeled and already chosen row."""
-    pool = check_pool(proba, n_instances)
-    emb = _unit(check_embeddings(embeddings, pool.shape[0]))
-    dist = _initial_distance(emb, labeled_embeddings)
-    generator = rng if rng is not None else np.random.default_rng(0)
-    jitter = generator.random(len(dist)) * 1e-9
+    emb = _unit(check_embeddings(ctx.embeddings, pool.shape[0]))
+    dist = _initial_distance(emb, ctx.labeled_embeddings)
+    jitter = ctx.rng.random(len(dist)) * 1e-9
     chosen: list[int] = []
     picked_scores: list[float] = []
     for _ in range(n_instances):
@@ -54,23 +47,14 @@ def coreset_sampling(
     return Selection(np.array(chosen, dtype=np.int64), np.array(picked_scores))
 
 
-def ranked_batch_sampling(
-    proba: FloatArray,
-    n_instances: int,
-    *,
-    embeddings: FloatArray | None = None,
-    labeled_embeddings: FloatArray | None = None,
-    rng: np.random.Generator | None = None,
-    label_cardinality: float | None = None,
-) -> Selection:
+@query_strategy
+def ranked_batch_sampling(pool: FloatArray, n_instances: int, ctx: Context) -> Selection:
     """Ranked batch: α·(distance to labeled ∪ chosen) + (1 − α)·least-confidence, α = |U| / (|U| + |L|)."""
-    pool = check_pool(proba, n_instances)
-    emb = _unit(check_embeddings(embeddings, pool.shape[0]))
+    emb = _unit(check_embeddings(ctx.embeddings, pool.shape[0]))
     uncertainty = scores.least_confidence(pool)
-    dist = _initial_distance(emb, labeled_embeddings)
-    n_labeled = 0 if labeled_embeddings is None else len(labeled_embeddings)
-    generator = rng if rng is not None else np.random.default_rng(0)
-    jitter = generator.random(len(dist)) * 1e-9
+    dist = _initial_distance(emb, ctx.labeled_embeddings)
+    n_labeled = 0 if ctx.labeled_embeddings is None else len(ctx.labeled_embeddings)
+    jitter = ctx.rng.random(len(dist)) * 1e-9
     available = np.ones(len(dist), dtype=bool)
     chosen: list[int] = []
     picked_scores: list[float] = []
@@ -87,43 +71,25 @@ def ranked_batch_sampling(
     return Selection(np.array(chosen, dtype=np.int64), np.array(picked_scores))
 
 
-def information_density_sampling(
-    proba: FloatArray,
-    n_instances: int,
-    *,
-    embeddings: FloatArray | None = None,
-    labeled_embeddings: FloatArray | None = None,
-    rng: np.random.Generator | None = None,
-    label_cardinality: float | None = None,
-    beta: float = 1.0,
-) -> Selection:
-    """Entropy × (mean cosine similarity to the pool)^β: uncertain rows in dense regions first.
+@query_strategy
+def information_density_sampling(pool: FloatArray, n_instances: int, ctx: Context) -> Selection:
+    """Entropy × (mean cosine similarity to the pool)^β (β = 1): uncertain rows in dense regions first.
 
     With unit vectors the mean similarity of row i to the pool is e_i · mean(e), so this is O(n·dim).
     """
-    pool = check_pool(proba, n_instances)
-    emb = _unit(check_embeddings(embeddings, pool.shape[0]))
+    emb = _unit(check_embeddings(ctx.embeddings, pool.shape[0]))
     density = np.clip(emb @ emb.mean(axis=0), 0.0, None)
-    return select_top(scores.entropy(pool) * density**beta, n_instances, rng=rng)
+    return select_top(scores.entropy(pool) * density**DENSITY_BETA, n_instances, rng=ctx.rng)
 
 
-def balanced_cold_start(
-    proba: FloatArray,
-    n_instances: int,
-    *,
-    embeddings: FloatArray | None = None,
-    labeled_embeddings: FloatArray | None = None,
-    rng: np.random.Generator | None = None,
-    label_cardinality: float | None = None,
-) -> Selection:
+@query_strategy
+def balanced_cold_start(pool: FloatArray, n_instances: int, ctx: Context) -> Selection:
     """Cold start: round-robin over labels, each turn the unchosen row the (zero-shot) model puts most in it.
 
     Gives a seed set that covers every label even when the pool is imbalanced. Scores are the per-label
     probabilities of the picks.
     """
-    pool = check_pool(proba, n_instances)
-    generator = rng if rng is not None else np.random.default_rng(0)
-    noisy = pool + generator.random(pool.shape) * 1e-9
+    noisy = pool + ctx.rng.random(pool.shape) * 1e-9
     taken = np.zeros(pool.shape[0], dtype=bool)
     chosen: list[int] = []
     picked: list[float] = []

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import numpy as np
-
 from strategies import scores
-from strategies.base import FloatArray, QueryStrategy, Selection, check_pool, select_top
+from strategies.base import Context, FloatArray, QueryStrategy, Selection, query_strategy, select_top
 
 ScoreFn = Callable[[FloatArray], FloatArray]
 
@@ -15,36 +13,18 @@ ScoreFn = Callable[[FloatArray], FloatArray]
 def make_query_strategy(score_fn: ScoreFn, name: str, doc: str) -> QueryStrategy:
     """A strategy that ranks the pool by ``score_fn(proba)`` (higher first) with random tie-breaking."""
 
-    def strategy(
-        proba: FloatArray,
-        n_instances: int,
-        *,
-        embeddings: FloatArray | None = None,
-        labeled_embeddings: FloatArray | None = None,
-        rng: np.random.Generator | None = None,
-        label_cardinality: float | None = None,
-    ) -> Selection:
-        pool = check_pool(proba, n_instances)
-        return select_top(score_fn(pool), n_instances, rng=rng)
+    def core(pool: FloatArray, n_instances: int, ctx: Context) -> Selection:
+        return select_top(score_fn(pool), n_instances, rng=ctx.rng)
 
-    strategy.__name__ = strategy.__qualname__ = name
-    strategy.__doc__ = doc
-    return strategy
+    core.__name__ = core.__qualname__ = name
+    core.__doc__ = doc
+    return query_strategy(core)
 
 
-def random_sampling(
-    proba: FloatArray,
-    n_instances: int,
-    *,
-    embeddings: FloatArray | None = None,
-    labeled_embeddings: FloatArray | None = None,
-    rng: np.random.Generator | None = None,
-    label_cardinality: float | None = None,
-) -> Selection:
+@query_strategy
+def random_sampling(pool: FloatArray, n_instances: int, ctx: Context) -> Selection:
     """Uniformly random pool positions (the baseline every strategy is measured against)."""
-    pool = check_pool(proba, n_instances)
-    generator = rng if rng is not None else np.random.default_rng(0)
-    return select_top(generator.random(pool.shape[0]), n_instances, rng=generator)
+    return select_top(ctx.rng.random(pool.shape[0]), n_instances, rng=ctx.rng)
 
 
 least_confidence_sampling = make_query_strategy(
@@ -68,21 +48,14 @@ max_label_uncertainty_sampling = make_query_strategy(
 )
 
 
-def cardinality_inconsistency_sampling(
-    proba: FloatArray,
-    n_instances: int,
-    *,
-    embeddings: FloatArray | None = None,
-    labeled_embeddings: FloatArray | None = None,
-    rng: np.random.Generator | None = None,
-    label_cardinality: float | None = None,
-) -> Selection:
+@query_strategy
+def cardinality_inconsistency_sampling(pool: FloatArray, n_instances: int, ctx: Context) -> Selection:
     """Multi-label: predicted label count farthest from the labeled set's mean count first (Li & Guo 2013).
 
     ``label_cardinality`` is the mean number of labels per labeled row; without it, the pool's mean predicted
     count is used. Ties (common: counts are integers) are broken by mean label uncertainty, then at random.
     """
-    pool = check_pool(proba, n_instances)
-    mean = label_cardinality if label_cardinality is not None else float((pool >= 0.5).sum(axis=1).mean())
+    given = ctx.label_cardinality
+    mean = given if given is not None else float((pool >= 0.5).sum(axis=1).mean())
     combined = scores.cardinality_inconsistency(pool, mean) + 0.5 * scores.mean_label_uncertainty(pool)
-    return select_top(combined, n_instances, rng=rng)
+    return select_top(combined, n_instances, rng=ctx.rng)

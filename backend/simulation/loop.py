@@ -202,7 +202,7 @@ def fit_and_predict(
 
 def accepts_cardinality(strategy: Callable[..., Selection]) -> bool:
     """Whether a strategy takes ``label_cardinality`` (registered ones do; a user's own may not)."""
-    params = inspect.signature(strategy).parameters.values()
+    params = inspect.signature(strategy, follow_wrapped=False).parameters.values()
     return any(p.name == "label_cardinality" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
 
 

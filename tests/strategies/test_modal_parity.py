@@ -37,3 +37,18 @@ def test_scores_match_modal(ours: str, theirs: str) -> None:
     sel = get_strategy(ours)(proba, 20)
     modal_top = np.argsort(-modal_scores if ours != "margin" else modal_scores, kind="stable")[:20]
     assert sel.indices.tolist() == modal_top.tolist()
+
+
+@pytest.mark.parametrize("name", ["uncertainty_sampling", "margin_sampling", "entropy_sampling"])
+def test_modal_query_function_through_the_adapter(name: str) -> None:
+    from strategies.adapters import from_modal
+
+    rng = np.random.default_rng(3)
+    logits = rng.normal(size=(100, 4))
+    proba = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    ours = {"uncertainty_sampling": "least_confidence", "margin_sampling": "margin", "entropy_sampling": "entropy"}[
+        name
+    ]
+    adapted = from_modal(getattr(modal_uncertainty, name))(proba, 10)
+    assert adapted.indices.dtype == np.int64 and len(adapted.indices) == 10
+    assert set(adapted.indices.tolist()) == set(get_strategy(ours)(proba, 10).indices.tolist())
