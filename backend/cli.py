@@ -296,6 +296,35 @@ def list_strategies() -> None:
         typer.echo(f"{name:<28} {doc[0] if doc else ''}")
 
 
+@app.command()
+def report(
+    project: Annotated[int, typer.Option(help="Label Studio project id.")],
+    out: Annotated[Path, typer.Option(help="Output directory: report.json and PNGs.")],
+    data_dir: DataDir = None,
+) -> None:
+    """Per-class precision/recall/F1, confusion matrix and calibration (out-of-fold) and the version history."""
+    from backend.report import project_report
+
+    services = _services(data_dir)
+    try:
+        result = project_report(services, project, out)
+    except TagloopError as exc:
+        typer.secho(f"error: {exc.reason}", fg="red", err=True)
+        raise typer.Exit(2) from None
+    for name, control in result["controls"].items():
+        if "accuracy" in control:
+            typer.echo(
+                f"{name}: accuracy {control['accuracy']:.3f} on {control['n']} labeled tasks (out of fold), "
+                f"ECE {control['calibration']['ece']:.3f}"
+            )
+            for label, row in control["per_class"].items():
+                typer.echo(
+                    f"  {label:<24} P {row['precision']:.3f}  R {row['recall']:.3f}  F1 {row['f1']:.3f}"
+                    f"  n {row['support']}"
+                )
+    typer.echo(f"wrote {out / 'report.json'}")
+
+
 bench_app = typer.Typer(help="Benchmarks: each measures tagloop and a baseline in the same run.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
 

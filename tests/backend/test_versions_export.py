@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -112,3 +113,25 @@ def test_retention_keeps_newest_served_and_used_bodies(settings: Any, encoder: A
     r = client.post("/predict", json={"project": 33, "tasks": [{"id": 1, "data": {"text": rows[0]["text"]}}]})
     assert r.json["model_version"] == live[-1].name
     services.close()
+
+
+def test_report_per_class_confusion_and_calibration(trained: Any, tmp_path: Path) -> None:
+    from backend.report import calibration
+
+    services, _ = trained
+    result = CliRunner().invoke(
+        cli, ["report", "--project", "31", "--out", str(tmp_path), "--data-dir", str(services.settings.data_dir)]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "report.json").read_text())
+    topic = report["controls"]["topic"]
+    assert topic["n"] == 10 and 0.0 <= topic["accuracy"] <= 1.0
+    assert set(topic["per_class"]) == {"World", "Sports", "Business", "Sci/Tech"}
+    assert sum(map(sum, topic["confusion_matrix"])) == 10
+    assert 0.0 <= topic["calibration"]["ece"] <= 1.0 and report["versions"]
+    for png in ("confusion_topic.png", "calibration_topic.png"):
+        assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    y = np.array([0, 1, 1, 0])
+    perfect = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0], [1.0, 0.0]])
+    assert calibration(y, perfect)["ece"] == 0.0
+    assert calibration(y, np.full((4, 2), 0.5) + [[1e-9, 0]] * 4)["ece"] == pytest.approx(0.0, abs=1e-6)

@@ -1,0 +1,166 @@
+"""``tagloop report``: per-class precision/recall/F1, confusion matrix, calibration and version history.
+
+The numbers come from out-of-fold predictions (stratified k-fold of the served version's head procedure on the
+served body's cached embeddings of the labeled texts), so every labeled task is scored by a model that did not
+see it. Single-choice controls only (multiple-choice controls are listed with their label counts).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from backend.errors import NotFound, UnprocessableRequest
+from backend.labelstudio.label_config import parse_label_config
+from backend.models.heads import fit_head
+from backend.services import Services
+from backend.training.dataset import ControlData, control_data
+
+BINS = 10
+
+
+def project_report(services: Services, project_id: int, out: Path) -> dict[str, Any]:
+    """Write ``report.json``, ``confusion_<control>.png`` and ``calibration_<control>.png`` under ``out``."""
+    project = services.store.get_project(project_id)
+    if project is None:
+        raise NotFound(f"project {project_id} is not known to tagloop")
+    spec = parse_label_config(project.label_config)
+    model = services.models.get(project, spec)
+    data = control_data(spec, services.store.training_set(project_id), max_chars=services.settings.max_text_chars)
+    out.mkdir(parents=True, exist_ok=True)
+    report: dict[str, Any] = {"project": project_id, "model_version": model.version, "controls": {}}
+    for name, rows in data.items():
+        if rows.control.multi_label:
+            report["controls"][name] = {"multi_label": True, "label_counts": rows.label_counts()}
+            continue
+        emb = services.embeddings.encode(model.encoder, rows.texts)
+        report["controls"][name] = _control_report(rows, emb, services.settings.seed, out)
+    report["versions"] = [
+        {
+            "name": v.name,
+            "tier": v.tier,
+            "status": v.status,
+            "n_train": v.n_train,
+            "metrics": v.metrics,
+            "train_seconds": v.train_seconds,
+            "created_at": str(v.created_at),
+        }
+        for v in services.store.list_versions(project_id)
+    ]
+    (out / "report.json").write_text(json.dumps(report, indent=2))
+    return report
+
+
+def out_of_fold(rows: ControlData, emb: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(y_true (n,), proba (n, n_labels)) where row i comes from a head fitted without row i."""
+    from sklearn.model_selection import StratifiedKFold
+
+    labels = rows.control.labels
+    y = np.array([labels.index(t[0]) for t in rows.targets])
+    counts = np.bincount(y, minlength=len(labels))
+    folds = min(5, int(counts[counts > 0].min()) if counts.any() else 0)
+    if folds < 2 or len(set(y.tolist())) < 2:
+        raise UnprocessableRequest(
+            f"<Choices name={rows.control.name!r}>: need at least 2 labeled tasks in each of 2 classes for a report; "
+            f"label counts: {rows.label_counts()}"
+        )
+    proba = np.zeros((len(y), len(labels)))
+    for train, test in StratifiedKFold(folds, shuffle=True, random_state=seed).split(emb, y):
+        head = fit_head(labels, False, emb[train], [rows.targets[i] for i in train], seed=seed)
+        if head is not None:
+            proba[test] = head.predict_proba(emb[test])
+    return y, proba
+
+
+def calibration(y: np.ndarray, proba: np.ndarray) -> dict[str, Any]:
+    """Reliability bins of the top probability and the expected calibration error (ECE)."""
+    confidence = proba.max(axis=1)
+    correct = (proba.argmax(axis=1) == y).astype(float)
+    edges = np.linspace(0, 1, BINS + 1)
+    bins, ece = [], 0.0
+    for lo, hi in itertools.pairwise(edges):
+        inside = (confidence > lo) & (confidence <= hi)
+        if inside.any():
+            gap = abs(correct[inside].mean() - confidence[inside].mean())
+            ece += inside.mean() * gap
+            bins.append(
+                {
+                    "lo": round(lo, 2),
+                    "hi": round(hi, 2),
+                    "n": int(inside.sum()),
+                    "confidence": round(float(confidence[inside].mean()), 4),
+                    "accuracy": round(float(correct[inside].mean()), 4),
+                }
+            )
+    return {"ece": round(float(ece), 4), "bins": bins}
+
+
+def _control_report(rows: ControlData, emb: np.ndarray, seed: int, out: Path) -> dict[str, Any]:
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
+    labels = rows.control.labels
+    y, proba = out_of_fold(rows, emb, seed)
+    pred = proba.argmax(axis=1)
+    p, r, f, support = precision_recall_fscore_support(y, pred, labels=range(len(labels)), zero_division=0)
+    matrix = confusion_matrix(y, pred, labels=range(len(labels)))
+    cal = calibration(y, proba)
+    _plot_confusion(matrix, labels, out / f"confusion_{rows.control.name}.png")
+    _plot_calibration(cal, out / f"calibration_{rows.control.name}.png")
+    return {
+        "n": len(y),
+        "accuracy": round(float((pred == y).mean()), 4),
+        "per_class": {
+            label: {
+                "precision": round(float(p[j]), 4),
+                "recall": round(float(r[j]), 4),
+                "f1": round(float(f[j]), 4),
+                "support": int(support[j]),
+            }
+            for j, label in enumerate(labels)
+        },
+        "confusion_matrix": matrix.tolist(),
+        "calibration": cal,
+    }
+
+
+def _figure(width: float, height: float) -> Any:
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), dpi=100)
+
+
+def _plot_confusion(matrix: np.ndarray, labels: tuple[str, ...], path: Path) -> None:
+    size = max(4.0, 0.5 * len(labels) + 2)
+    fig = _figure(size, size)
+    ax = fig.add_subplot()
+    ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted (out of fold)")
+    ax.set_ylabel("human label")
+    if len(labels) <= 20:
+        for i in range(len(labels)):
+            for j in range(len(labels)):
+                ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def _plot_calibration(cal: dict[str, Any], path: Path) -> None:
+    fig = _figure(5, 5)
+    ax = fig.add_subplot()
+    ax.plot([0, 1], [0, 1], "--", color="grey", label="perfectly calibrated")
+    xs = [b["confidence"] for b in cal["bins"]]
+    ys = [b["accuracy"] for b in cal["bins"]]
+    ax.plot(xs, ys, "o-", label=f"tagloop (ECE {cal['ece']:.3f})")
+    ax.set_xlabel("confidence (top probability)")
+    ax.set_ylabel("accuracy")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path)

@@ -1,0 +1,132 @@
+"""Time from an annotator's label to Label Studio serving the new top task, on a 10k-task project.
+
+Usage: TAGLOOP_LS_VENV=.ls-venv python bench/queue_latency.py [--tasks 10000] [--versions 20]
+       [--data ../shared/data/davidson_hate/davidson_hate.csv]
+
+Starts a real Label Studio and a tagloop server on loopback (the test harness in tests/e2e/harness.py),
+creates a project with "Uncertainty sampling", connects tagloop, imports the tasks (tagloop learns them from
+TASKS_CREATED), seeds a few labels, then `--versions` times: label the task `/next` served, and measure the
+time until `/next` serves the new version's top-ranked task (tagloop idle, LS on the pushed version). Also
+counts the predictions Label Studio stores at the end (bounded by TAGLOOP_PUSH_TOP_K, not by versions × tasks).
+The baseline in the same run is the time Label Studio takes to import one version's predictions for every
+task (what pushing the whole pool per version would cost). Last line: one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import requests
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.e2e.harness import LabelStudioServer, TagloopServer, ensure_label_studio_venv, wait_until  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=10_000)
+    parser.add_argument("--versions", type=int, default=20)
+    parser.add_argument(
+        "--data", type=Path, default=REPO.parent / "shared" / "data" / "davidson_hate" / "davidson_hate.csv"
+    )
+    args = parser.parse_args()
+    with args.data.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))[: args.tasks]
+    labels = list(dict.fromkeys(r["label"] for r in rows))
+    choices = "".join(f'<Choice value="{x}"/>' for x in labels)
+    config = f'<View><Text name="text" value="$text"/><Choices name="label" toName="text">{choices}</Choices></View>'
+    venv = Path(os.environ.get("TAGLOOP_LS_VENV", REPO / ".ls-venv"))
+    with tempfile.TemporaryDirectory(prefix="tagloop-queue-") as tmp:
+        env = {"TAGLOOP_DATA_DIR": f"{tmp}/tagloop", "TAGLOOP_TRAIN_EVERY": "0", "HF_HUB_OFFLINE": "1"}
+        with (
+            LabelStudioServer(ensure_label_studio_venv(venv), Path(tmp) / "ls") as ls,
+            TagloopServer(env, log_path=Path(tmp) / "tagloop.log") as tagloop,
+        ):
+            report = run(ls, tagloop, config, rows, args.versions)
+    print(json.dumps(report))
+
+
+def run(ls: LabelStudioServer, tagloop: TagloopServer, config: str, rows: list[dict[str, str]], versions: int) -> dict:
+    client = ls.client()
+    session = requests.Session()
+    session.headers["Authorization"] = f"Token {ls.token}"
+    pid = client.projects.create(title="queue latency", label_config=config, sampling="Uncertainty sampling").id
+    client.ml.create(project=pid, url=tagloop.url, title="tagloop")
+    started = time.perf_counter()
+    ids = list(
+        client.projects.import_tasks(id=pid, request=[{"text": r["text"]} for r in rows], return_task_ids=True).task_ids
+    )
+    print(f"imported {len(ids)} tasks in {time.perf_counter() - started:.1f} s", flush=True)
+    gold = {tid: r["label"] for tid, r in zip(ids, rows, strict=True)}
+    labeled: list[int] = []
+
+    def annotate(task_id: int) -> None:
+        client.annotations.create(
+            id=task_id,
+            result=[
+                {"from_name": "label", "to_name": "text", "type": "choices", "value": {"choices": [gold[task_id]]}}
+            ],
+        )
+        labeled.append(task_id)
+
+    def settled() -> dict | None:
+        status = session.get(f"{tagloop.url}/api/projects/{pid}/status", timeout=30).json()
+        queue = session.get(f"{tagloop.url}/api/projects/{pid}/queue", timeout=30).json()
+        current = status["current"]
+        if status["jobs"] or not queue["tasks"] or not current or current["n_train"] != len(labeled):
+            return None
+        return queue if client.projects.get(id=pid).model_version == queue["model_version"] else None
+
+    for task_id in ids[:: max(1, len(ids) // 8)][:8]:  # seed labels spread over the pool
+        annotate(task_id)
+    started = time.perf_counter()
+    wait_until(settled, 900, interval=0.2, what="the first version pushed")
+    print(f"first version (encodes the whole pool once): {time.perf_counter() - started:.1f} s", flush=True)
+    latencies = []
+    for _ in range(versions):
+        nxt = session.get(f"{ls.url}/api/projects/{pid}/next", timeout=60).json()
+        started = time.perf_counter()
+        annotate(int(nxt["id"]))
+        queue = wait_until(settled, 300, interval=0.05, what="the new version pushed")
+        served = session.get(f"{ls.url}/api/projects/{pid}/next", timeout=60).json()
+        latencies.append(time.perf_counter() - started)
+        if served["id"] != queue["tasks"][0]:
+            raise SystemExit(f"LS served {served['id']}, tagloop's top task is {queue['tasks'][0]}")
+        print(f"version {queue['model_version']}: {latencies[-1]:.2f} s", flush=True)
+    stored = session.get(f"{ls.url}/api/predictions/?project={pid}", timeout=120).json()
+    started = time.perf_counter()  # baseline: one version's predictions for every task, as one bulk import
+    bulk = [
+        {
+            "task": t,
+            "model_version": "bulk-baseline",
+            "score": 0.5,
+            "result": [{"from_name": "label", "to_name": "text", "type": "choices", "value": {"choices": [labels0]}}],
+        }
+        for t, labels0 in ((t, gold[t]) for t in ids)
+    ]
+    session.post(f"{ls.url}/api/projects/{pid}/import/predictions", json=bulk, timeout=600).raise_for_status()
+    baseline = time.perf_counter() - started
+    return {
+        "tasks": len(ids),
+        "versions": versions,
+        "label_to_top_task_p50_s": round(float(np.percentile(latencies, 50)), 2),
+        "label_to_top_task_p95_s": round(float(np.percentile(latencies, 95)), 2),
+        "predictions_stored_after": len(stored) if isinstance(stored, list) else stored.get("count"),
+        "push_top_k": 200,
+        "baseline_full_pool_import_s": round(baseline, 2),
+        "baseline_over_p50_x": round(baseline / float(np.percentile(latencies, 50)), 1),
+    }
+
+
+if __name__ == "__main__":
+    main()
