@@ -211,7 +211,7 @@ def simulate(
     ] = None,
     seeds: Annotated[int, typer.Option(help="Repetitions with different seed sets.")] = 5,
     seed_size: Annotated[int, typer.Option(help="Random labels before the first query.")] = 20,
-    batch: Annotated[int, typer.Option(help="Labels queried per step.")] = 25,
+    batch: Annotated[int, typer.Option(help="Labels queried per step.")] = 10,
     budget: Annotated[int, typer.Option(help="Total labels, seed set included.")] = 500,
     data_dir: DataDir = None,
 ) -> None:
@@ -298,20 +298,29 @@ def list_strategies() -> None:
 
 @app.command()
 def report(
-    project: Annotated[int, typer.Option(help="Label Studio project id.")],
     out: Annotated[Path, typer.Option(help="Output directory: report.json and PNGs.")],
+    project: Annotated[int | None, typer.Option(help="Label Studio project id.")] = None,
+    simulation: Annotated[Path | None, typer.Option(help="A `tagloop simulate --out` directory.")] = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Per-class precision/recall/F1, confusion matrix and calibration (out-of-fold) and the version history."""
-    from backend.report import project_report
+    """Per-class precision/recall/F1, confusion matrix and calibration (reliability diagram, ECE): for a project
+    (out of fold on its labels, plus the version history) or a simulation (final models on its eval set)."""
+    from backend.report import project_report, simulation_report
 
-    services = _services(data_dir)
+    if (project is None) == (simulation is None):
+        typer.secho("error: give exactly one of --project or --simulation", fg="red", err=True)
+        raise typer.Exit(2)
     try:
-        result = project_report(services, project, out)
+        if simulation is not None:
+            result = simulation_report(simulation, out)
+            sections = result["strategies"]
+        else:
+            result = project_report(_services(data_dir), int(project or 0), out)
+            sections = result["controls"]
     except TagloopError as exc:
         typer.secho(f"error: {exc.reason}", fg="red", err=True)
         raise typer.Exit(2) from None
-    for name, control in result["controls"].items():
+    for name, control in sections.items():
         if "accuracy" in control:
             typer.echo(
                 f"{name}: accuracy {control['accuracy']:.3f} on {control['n']} labeled tasks (out of fold), "

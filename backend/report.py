@@ -55,6 +55,28 @@ def project_report(services: Services, project_id: int, out: Path) -> dict[str, 
     return report
 
 
+def simulation_report(directory: Path, out: Path) -> dict[str, Any]:
+    """Per strategy, the same report for the final model of seed 0 on the simulation's eval set."""
+    path = directory / "final_eval_predictions.npz"
+    if not path.exists():
+        raise NotFound(f"{path} is missing; run `tagloop simulate --out {directory}` first")
+    saved = np.load(path, allow_pickle=False)
+    labels = tuple(str(x) for x in saved["labels"])
+    truth = saved["truth"]
+    out.mkdir(parents=True, exist_ok=True)
+    report: dict[str, Any] = {"simulation": str(directory), "strategies": {}}
+    for key in saved.files:
+        if not key.startswith("proba__"):
+            continue
+        name, proba = key.removeprefix("proba__"), saved[key]
+        if truth.sum(axis=1).max(initial=0) > 1 or (truth.sum(axis=1) == 0).any():
+            report["strategies"][name] = {"multi_label": True}
+            continue
+        report["strategies"][name] = _scores(truth.argmax(axis=1), proba, labels, out, name)
+    (out / "report.json").write_text(json.dumps(report, indent=2))
+    return report
+
+
 def out_of_fold(rows: ControlData, emb: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(y_true (n,), proba (n, n_labels)) where row i comes from a head fitted without row i."""
     from sklearn.model_selection import StratifiedKFold
@@ -100,16 +122,20 @@ def calibration(y: np.ndarray, proba: np.ndarray) -> dict[str, Any]:
 
 
 def _control_report(rows: ControlData, emb: np.ndarray, seed: int, out: Path) -> dict[str, Any]:
+    y, proba = out_of_fold(rows, emb, seed)
+    return _scores(y, proba, rows.control.labels, out, rows.control.name)
+
+
+def _scores(y: np.ndarray, proba: np.ndarray, labels: tuple[str, ...], out: Path, name: str) -> dict[str, Any]:
+    """Per-class P/R/F1, confusion matrix and calibration of (y (n,), proba (n, k)); PNGs named after ``name``."""
     from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
-    labels = rows.control.labels
-    y, proba = out_of_fold(rows, emb, seed)
     pred = proba.argmax(axis=1)
     p, r, f, support = precision_recall_fscore_support(y, pred, labels=range(len(labels)), zero_division=0)
     matrix = confusion_matrix(y, pred, labels=range(len(labels)))
     cal = calibration(y, proba)
-    _plot_confusion(matrix, labels, out / f"confusion_{rows.control.name}.png")
-    _plot_calibration(cal, out / f"calibration_{rows.control.name}.png")
+    _plot_confusion(matrix, labels, out / f"confusion_{name}.png")
+    _plot_calibration(cal, out / f"calibration_{name}.png")
     return {
         "n": len(y),
         "accuracy": round(float((pred == y).mean()), 4),

@@ -49,6 +49,8 @@ def main() -> None:
     parser.add_argument("--pool-cap", type=int, default=5000)
     parser.add_argument("--eval-cap", type=int, default=1000)
     parser.add_argument("--datasets", nargs="*", default=list(DATASETS))
+    parser.add_argument("--seed-size", default="20")
+    parser.add_argument("--batch", default="10")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     table = {}
@@ -69,9 +71,9 @@ def main() -> None:
             "--seeds",
             "5",
             "--seed-size",
-            "20",
+            args.seed_size,
             "--batch",
-            "25",
+            args.batch,
             "--budget",
             "500",
         ]

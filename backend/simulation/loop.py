@@ -133,6 +133,8 @@ class SeedRun:
     macro_f1: list[float] = field(default_factory=list)
     fallback_at: list[int] = field(default_factory=list)
     """Label counts at which no head could be fitted (fewer than two classes): uniform / 0.5 probabilities."""
+    final_eval_proba: np.ndarray | None = None
+    """(n_eval, n_labels) probabilities of the model at the budget (for ``tagloop report --simulation``)."""
 
 
 def indicator(targets: tuple[tuple[str, ...], ...], labels: tuple[str, ...]) -> np.ndarray:
@@ -258,6 +260,7 @@ def simulate_seed(strategy: _Strategy, name: str, problem: Problem, config: Simu
         if not fitted:
             run.fallback_at.append(len(order))
         if len(order) >= config.budget:
+            run.final_eval_proba = eval_proba
             return run
         n = min(config.batch, config.budget - len(order))
         picked = query(strategy, name, problem, Query(pool_proba, labeled, unlabeled, n), rng)
@@ -312,9 +315,13 @@ def embed_problem(
 
 def simulate_all(
     config: SimulationConfig, problem: Problem, progress: ProgressCallback | None
-) -> dict[str, dict[str, Any]]:
-    """Every strategy × seed; progress stage ``simulate`` counts finished (strategy, seed) runs."""
+) -> tuple[dict[str, dict[str, Any]], dict[str, np.ndarray]]:
+    """Every strategy × seed; progress stage ``simulate`` counts finished (strategy, seed) runs.
+
+    Returns the summaries and, per strategy, seed 0's final eval probabilities (n_eval, n_labels).
+    """
     out: dict[str, dict[str, Any]] = {}
+    finals: dict[str, np.ndarray] = {}
     total, done = len(config.strategy_names) * config.seeds, 0
     with threadpool_limits(limits=1, user_api="blas"), warnings.catch_warnings():
         # Small matrices: threaded BLAS is ~100x slower. Few rows of many classes (banking77) is expected.
@@ -328,10 +335,12 @@ def simulate_all(
                 if progress is not None:
                     progress("simulate", done, total)
             out[name] = summarize(name, runs, problem.metric, time.perf_counter() - start)
+            if runs[0].final_eval_proba is not None:
+                finals[name] = runs[0].final_eval_proba
     baseline = out[BASELINE]["auc"]
     for entry in out.values():
         entry["auc_minus_random"] = entry["auc"] - baseline
-    return out
+    return out, finals
 
 
 def run_simulation(
@@ -352,7 +361,7 @@ def run_simulation(
     start = time.perf_counter()
     problem, pool = embed_problem(config, encoder, progress)
     embedded = time.perf_counter()
-    strategies = simulate_all(config, problem, progress)
+    strategies, finals = simulate_all(config, problem, progress)
     results: dict[str, Any] = {
         "dataset": pool.name,
         "pool": str(config.pool_path),
@@ -371,4 +380,7 @@ def run_simulation(
     config.out_dir.mkdir(parents=True, exist_ok=True)
     (config.out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     plot_learning_curves(results, config.out_dir)
+    arrays: dict[str, Any] = {"truth": problem.eval_truth, "labels": np.array(problem.labels)}
+    arrays |= {f"proba__{name}": proba for name, proba in finals.items()}
+    np.savez_compressed(config.out_dir / "final_eval_predictions.npz", **arrays)
     return results

@@ -276,3 +276,20 @@ def test_one_class_seed_set_falls_back_and_is_recorded(tmp_path: Path) -> None:
         assert entry["curve"]["labels"] == [1, 4, 7]
         assert all(s["fallback_at"][:1] == [1] for s in entry["per_seed"])
         assert all(s["accuracy"][0] == 0.5 for s in entry["per_seed"])
+
+
+def test_report_of_a_simulation(ag_results: tuple[dict[str, Any], Path], tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from backend.cli import app
+
+    _, out = ag_results
+    result = CliRunner().invoke(app, ["report", "--simulation", str(out), "--out", str(tmp_path / "report")])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert "random" in report["strategies"]
+    for name, entry in report["strategies"].items():
+        assert 0.0 <= entry["accuracy"] <= 1.0 and 0.0 <= entry["calibration"]["ece"] <= 1.0
+        assert (tmp_path / "report" / f"confusion_{name}.png").exists()
+    both = CliRunner().invoke(app, ["report", "--simulation", str(out), "--project", "1", "--out", str(tmp_path)])
+    assert both.exit_code == 2 and "exactly one" in both.output
