@@ -213,6 +213,11 @@ def simulate(
     seed_size: Annotated[int, typer.Option(help="Random labels before the first query.")] = 20,
     batch: Annotated[int, typer.Option(help="Labels queried per step.")] = 10,
     budget: Annotated[int, typer.Option(help="Total labels, seed set included.")] = 500,
+    model: Annotated[
+        str,
+        typer.Option(help="frozen: heads on fixed embeddings (fast); setfit: fine-tune the body every step (slow)."),
+    ] = "frozen",
+    setfit_steps: Annotated[int, typer.Option(help="SetFit training steps per step with --model setfit.")] = 20,
     data_dir: DataDir = None,
 ) -> None:
     """Replay active learning offline on a labeled CSV (labels act as the annotator) and compare strategies."""
@@ -235,6 +240,9 @@ def simulate(
             batch=batch,
             budget=budget,
             cache_dir=settings.data_dir / "embedding-cache",
+            model=model,
+            setfit_base=Path(settings.base_model) if settings.base_model else _bundled(),
+            setfit_steps=setfit_steps,
         )
     except TagloopError as exc:
         typer.secho(f"error: {exc.reason}", fg="red", err=True)

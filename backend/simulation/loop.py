@@ -29,6 +29,7 @@ from backend.simulation.plots import plot_learning_curves
 from strategies import MULTI_LABEL, Selection, StrategyError, get_strategy
 
 Metric = Literal["accuracy", "micro_f1"]
+MODELS = ("frozen", "setfit")
 BASELINE = "random"
 THRESHOLD = 0.5
 """Multi-label: a label is predicted when its probability is ≥ this (as the served model does)."""
@@ -67,6 +68,11 @@ class SimulationConfig:
     batch: int = 25
     budget: int = 500
     cache_dir: Path | None = None
+    model: str = "frozen"
+    """``frozen``: heads on fixed embeddings (fast tier). ``setfit``: at every step a copy of the body at
+    ``setfit_base`` is fine-tuned with SetFit on the labeled rows and pool and eval are re-embedded (slow)."""
+    setfit_base: Path | None = None
+    setfit_steps: int = 20
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "strategies", tuple(self.strategies))
@@ -74,6 +80,10 @@ class SimulationConfig:
         _check_int("seed_size", self.seed_size, 1)
         _check_int("batch", self.batch, 1)
         _check_int("budget", self.budget, 1)
+        if self.model not in MODELS:
+            raise SimulationConfigError(f"model: got {self.model!r}, expected one of {list(MODELS)}")
+        if self.model == "setfit" and self.setfit_base is None:
+            raise SimulationConfigError("setfit_base: got None, expected the body directory to fine-tune")
         if self.budget < self.seed_size:
             raise SimulationConfigError(
                 f"budget: got {self.budget}, expected >= seed_size ({self.seed_size}); the budget counts the seed set"
@@ -116,6 +126,8 @@ class Problem:
     pool_targets: tuple[tuple[str, ...], ...]
     eval_emb: np.ndarray
     eval_truth: np.ndarray
+    pool_texts: tuple[str, ...] = ()
+    eval_texts: tuple[str, ...] = ()
 
     @property
     def metric(self) -> Metric:
@@ -182,7 +194,10 @@ def build_problem(
     """One label space for both files: pool labels first, then eval-only labels, in order of appearance."""
     labels = tuple(dict.fromkeys((*pool.labels, *evaluation.labels)))
     multi_label = pool.multi_label or evaluation.multi_label
-    return Problem(labels, multi_label, pool_emb, pool.targets, eval_emb, indicator(evaluation.targets, labels))
+    truth = indicator(evaluation.targets, labels)
+    return Problem(
+        labels, multi_label, pool_emb, pool.targets, eval_emb, truth, tuple(pool.texts), tuple(evaluation.texts)
+    )
 
 
 def fit_and_predict(
@@ -252,7 +267,8 @@ def simulate_seed(strategy: _Strategy, name: str, problem: Problem, config: Simu
     run = SeedRun(seed)
     while True:
         labeled, unlabeled = np.asarray(order, dtype=np.int64), np.flatnonzero(~is_labeled)
-        eval_proba, pool_proba, fitted = fit_and_predict(problem, labeled, unlabeled, seed)
+        step = tuned_problem(problem, labeled, config, seed) if config.model == "setfit" else problem
+        eval_proba, pool_proba, fitted = fit_and_predict(step, labeled, unlabeled, seed)
         main, macro = f1_scores(problem.eval_truth, predictions(eval_proba, problem.multi_label))
         run.labels.append(len(order))
         run.main.append(main)
@@ -266,6 +282,32 @@ def simulate_seed(strategy: _Strategy, name: str, problem: Problem, config: Simu
         picked = query(strategy, name, problem, Query(pool_proba, labeled, unlabeled, n), rng)
         is_labeled[picked] = True
         order.extend(int(i) for i in picked)
+
+
+def tuned_problem(problem: Problem, labeled: np.ndarray, config: SimulationConfig, seed: int) -> Problem:
+    """The problem re-embedded by a copy of the base body fine-tuned with SetFit on the ``labeled`` rows."""
+    import dataclasses
+
+    from backend.config import Settings
+    from backend.labelstudio.label_config import ControlSpec
+    from backend.models.encoder import Encoder
+    from backend.training.dataset import ControlData
+    from backend.training.setfit_training import fine_tune_body
+
+    if config.setfit_base is None:
+        raise SimulationConfigError("setfit_base: got None, expected the body directory to fine-tune")
+    encoder = Encoder.load(config.setfit_base, max_seq_length=128, batch_size=64)
+    control = ControlSpec(
+        "label", "text", "Text", "text", problem.labels, ("",) * len(problem.labels), problem.multi_label
+    )
+    rows = ControlData(
+        control, [problem.pool_texts[i] for i in labeled], [list(problem.pool_targets[i]) for i in labeled]
+    )
+    settings = Settings(setfit_max_steps=config.setfit_steps, setfit_batch_size=16, seed=seed)
+    fine_tune_body(encoder, rows, settings, None)
+    return dataclasses.replace(
+        problem, pool_emb=encoder.encode(list(problem.pool_texts)), eval_emb=encoder.encode(list(problem.eval_texts))
+    )
 
 
 def curve(x: list[int], runs: list[list[float]]) -> dict[str, list]:

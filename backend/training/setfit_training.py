@@ -39,16 +39,17 @@ def train_setfit(
     primary = primary_control(data, settings)
     encoder = Encoder.load(base, max_seq_length=settings.max_seq_length, batch_size=settings.predict_batch_size)
     if settings.setfit_num_iterations > 0 and settings.setfit_max_steps > 0:
-        _fine_tune_body(encoder, primary, settings, progress)
+        fine_tune_body(encoder, primary, settings, progress)
         encoder.source = f"unsaved:{version}"  # a new body: never share cached embeddings of the base
     heads, metrics = fit_heads(spec, data, encoder, encoder.encode, settings)
     classifier = TextClassifier(version=version, encoder=encoder, heads=heads)
     return TrainResult(classifier, metrics, label_counts(data), len(primary.texts), time.perf_counter() - started)
 
 
-def _fine_tune_body(
+def fine_tune_body(
     encoder: Encoder, rows: ControlData, settings: Settings, progress: Callable[[float, str], None] | None
 ) -> None:
+    """SetFit contrastive fine-tuning of ``encoder.body`` in place on one control's labeled rows."""
     offline()
     from datasets import Dataset
     from setfit import SetFitModel, Trainer, TrainingArguments

@@ -293,3 +293,29 @@ def test_report_of_a_simulation(ag_results: tuple[dict[str, Any], Path], tmp_pat
         assert (tmp_path / "report" / f"confusion_{name}.png").exists()
     both = CliRunner().invoke(app, ["report", "--simulation", str(out), "--project", "1", "--out", str(tmp_path)])
     assert both.exit_code == 2 and "exactly one" in both.output
+
+
+@pytest.mark.model
+def test_setfit_option_fine_tunes_the_body_every_step(encoder: Encoder, tmp_path: Path) -> None:
+    from backend.models.encoder import bundled_model_path
+
+    rows = read_rows("ag_news", 60, offset=5000)
+    files = (write_csv(tmp_path / "pool.csv", rows[:40]), write_csv(tmp_path / "eval.csv", rows[40:]))
+    config = SimulationConfig(
+        pool_path=files[0],
+        eval_path=files[1],
+        out_dir=tmp_path / "out",
+        strategies=("margin",),
+        seeds=1,
+        seed_size=8,
+        batch=8,
+        budget=16,
+        model="setfit",
+        setfit_base=bundled_model_path(),
+        setfit_steps=2,
+    )
+    results = run_simulation(config, encoder)
+    assert results["config"]["model"] == "setfit" and set(results["strategies"]) == {"margin", "random"}
+    assert results["strategies"]["margin"]["curve"]["labels"] == [8, 16]
+    with pytest.raises(SimulationConfigError, match="model: got 'bert'"):
+        SimulationConfig(pool_path=files[0], eval_path=files[1], out_dir=tmp_path, model="bert")
