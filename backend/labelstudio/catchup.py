@@ -42,11 +42,28 @@ def catch_up(store: SqlStore, project_id: int, spec: LabelSpec, client: LabelStu
         for ann in task.get("annotations") or []:
             seen.add(int(ann["id"]))
             changed += _upsert(store, project_id, spec, task, ann)
-        gone = [a.id for a in store.annotations_of_task(int(task["id"])) if a.id not in seen and not a.deleted]
+        snapshot = str(task.get("updated_at") or "")
+        gone = [
+            a.id
+            for a in store.annotations_of_task(int(task["id"]))
+            if a.id not in seen and not a.deleted and _older(a.ls_updated_at or a.ls_created_at, snapshot)
+        ]
         deleted += store.mark_deleted(gone)
         newest = max(newest, str(task.get("updated_at") or ""))
     store.set_synced_at(project_id, newest)
     return CatchUpResult(tasks, changed, deleted, newest)
+
+
+def _older(annotation_time: str, snapshot: str) -> bool:
+    """Whether an annotation we hold predates the task snapshot that no longer lists it. An annotation that
+    arrived by webhook after the snapshot was taken is not "gone" (the listing raced its creation)."""
+    if not annotation_time or not snapshot:
+        return False
+    try:
+        parse = lambda t: datetime.fromisoformat(t.replace("Z", "+00:00")).astimezone(UTC)  # noqa: E731
+        return parse(annotation_time) <= parse(snapshot)
+    except ValueError:
+        return False
 
 
 def _upsert(store: SqlStore, project_id: int, spec: LabelSpec, task: dict[str, Any], ann: dict[str, Any]) -> int:
