@@ -13,6 +13,7 @@ from backend.models.embedding_cache import EmbeddingCache
 from backend.models.encoder import Encoder
 from backend.models.registry import ModelRegistry
 from backend.store.jobs import JobQueue
+from backend.store.records import ProjectRecord
 from backend.store.sql_store import SqlStore
 
 
@@ -40,6 +41,19 @@ class Services:
         _, created = self.jobs.enqueue(project_id, tier, reason)
         self.waker.wake()
         return "queued" if created else "already_queued"
+
+    def catch_up_if_due(self, project: ProjectRecord) -> bool:
+        """Queue a catch-up from Label Studio's API if the project has an LS address and the last one is older
+        than ``catch_up_every_s`` (called by /setup, which LS calls often, and by idle workers)."""
+        if not (project.ls_url and project.ls_token) and not self.settings.label_studio_url:
+            return False
+        last = self.jobs.latest(project.id, "catchup")
+        if last is not None and last.state in ("queued", "running"):
+            return False
+        if last is not None and (last.finished_at or last.created_at) > time.time() - self.settings.catch_up_every_s:
+            return False
+        self.request_training(project.id, "catchup", "periodic catch-up")
+        return True
 
     def wait_idle(self, timeout: float, project_id: int | None = None) -> bool:
         """Block until no job (of the project) is queued or running; False on timeout (CLI and tests)."""

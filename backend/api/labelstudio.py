@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 from flask import Blueprint, Response, jsonify
@@ -47,7 +46,7 @@ def setup() -> Response:
         raise RequestError("'schema': expected the labeling config XML as a string")
     services = get_services()
     project, spec = _register(services, project_id, schema, body.get("hostname"), body.get("access_token"))
-    _maybe_catch_up(services, project)
+    services.catch_up_if_due(project)
     return jsonify(
         {
             "model_version": services.models.served_version(project, spec),
@@ -108,16 +107,6 @@ def webhook() -> tuple[Response, int]:
         project, _ = _project_for(services, event.project_id, event.label_config)
         return jsonify({"status": services.request_training(project.id, "setfit", "START_TRAINING")}), 201
     return jsonify({"status": "ignored", "note": f"event {event.action!r} is not used by tagloop"}), 200
-
-
-def _maybe_catch_up(services: Services, project: ProjectRecord) -> None:
-    """Queue a catch-up from Label Studio's API at most every ``catch_up_every_s`` (LS calls /setup often)."""
-    if not (project.ls_url and project.ls_token) and not services.settings.label_studio_url:
-        return
-    last = services.jobs.latest(project.id, "catchup")
-    stale = last is None or (last.finished_at or last.created_at) < time.time() - services.settings.catch_up_every_s
-    if stale and (last is None or last.state not in ("queued", "running")):
-        services.request_training(project.id, "catchup", "setup")
 
 
 def _maybe_train(services: Services, project: ProjectRecord) -> dict[str, str] | None:

@@ -85,7 +85,16 @@ class Worker:
                 log.exception("worker %s: claiming a job failed", self.name)
                 job = None
             if job is None:
+                self._catch_up_when_idle()
                 self._wait(self.services.settings.worker_poll_s)
+
+    def _catch_up_when_idle(self) -> None:
+        """Webhooks Label Studio dropped (1 s timeout, no retry) are read back by a periodic catch-up."""
+        try:
+            for project in self.services.store.list_projects():
+                self.services.catch_up_if_due(project)
+        except Exception:  # the database went away for a moment: the next idle loop tries again
+            log.exception("worker %s: scheduling catch-ups failed", self.name)
 
     def _beat(self, job_id: int, done: threading.Event) -> None:
         interval = max(0.5, self.services.settings.job_stale_s / 6)
