@@ -14,6 +14,9 @@ from backend.errors import SettingsError
 PREFIX = "TAGLOOP_"
 MODEL_KINDS = ("setfit",)
 WORKERS = ("inprocess", "redis")
+SLOW_TIERS = ("setfit", "transformer")
+PRECISIONS = ("int8", "fp32", "torch")
+SECRET_MARKERS = ("token", "password", "api_key")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,6 +71,48 @@ class Settings:
     label_studio_url: str = ""
     label_studio_token: str = ""
     seed: int = 42
+
+    # --- slow tier: full fine-tuning of a transformer checkpoint (issue #4/#7) ---
+    slow_tier: str = "setfit"
+    """setfit: contrastive fine-tuning of the body + logistic heads; transformer: full fine-tuning of
+    ``transformer_model`` with AutoModelForSequenceClassification."""
+    transformer_model: str = ""
+    """Local checkpoint directory for the transformer slow tier; empty means the bundled all-MiniLM-L6-v2."""
+    transformer_epochs: int = 4
+    transformer_batch_size: int = 16
+    transformer_learning_rate: float = 5e-5
+    transformer_patience: int = 2
+    """Early stopping: epochs without validation improvement before training stops."""
+    transformer_valid_fraction: float = 0.15
+    distill: bool = False
+    """After a transformer version, distill its predictions into a SetFit/MiniLM student and serve that."""
+
+    # --- serving speed (issue #7) ---
+    serve_precision: str = "int8"
+    """int8 or fp32: serve an ONNX Runtime export of the body (after a parity check); torch: serve torch."""
+    parity_min_agreement: float = 0.99
+    batch_max_wait_ms: float = 5.0
+    """Concurrent /predict requests are coalesced into one batch of up to predict_batch_size within this wait."""
+    inference_threads: int = 0
+    """Threads per inference session; 0 means one per CPU core."""
+
+    # --- authentication (issue #9) ---
+    api_key: str = ""
+    """Bearer token for tagloop's own API (/api/...); /api/feedback always requires it."""
+    basic_auth_user: str = ""
+    basic_auth_password: str = ""
+    allow_unauthenticated: bool = False
+    """Serve on a non-loopback address without auth (otherwise `tagloop serve` refuses)."""
+
+    # --- moderation review (issue #6) ---
+    harmful_labels: str = ""
+    """Comma-separated harmful choice values (in addition to those marked in the labeling config)."""
+    review_target_precision: float = 0.9
+    """Per harmful label, the flag threshold is chosen to reach this cross-validated precision."""
+    review_low_confidence_band: float = 0.1
+    """Flags whose score is within this distance of the threshold go to the low-confidence queue."""
+    psi_bands: str = "0.1,0.25"
+    """PSI thresholds: below the first is stable, between is moderate drift, above the second is major drift."""
     extra: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -75,6 +120,27 @@ class Settings:
             raise SettingsError(f"model_kind: got {self.model_kind!r}, expected one of {list(MODEL_KINDS)}")
         _check_strategy(self.strategy)
         _check_strategy(self.multi_label_strategy)
+        if self.slow_tier not in SLOW_TIERS:
+            raise SettingsError(f"slow_tier: got {self.slow_tier!r}, expected one of {list(SLOW_TIERS)}")
+        if self.serve_precision not in PRECISIONS:
+            raise SettingsError(f"serve_precision: got {self.serve_precision!r}, expected one of {list(PRECISIONS)}")
+        if bool(self.basic_auth_user) != bool(self.basic_auth_password):
+            raise SettingsError("basic_auth_user and basic_auth_password: set both or neither")
+        for name in ("transformer_valid_fraction", "review_target_precision"):
+            if not 0.0 < getattr(self, name) < 1.0:
+                raise SettingsError(f"{name}: got {getattr(self, name)}, expected a number in (0, 1)")
+        if not 0.0 < self.parity_min_agreement <= 1.0:
+            raise SettingsError(f"parity_min_agreement: got {self.parity_min_agreement}, expected a number in (0, 1]")
+        for name in ("transformer_learning_rate",):
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"{name}: got {getattr(self, name)}, expected a number > 0")
+        for name in ("batch_max_wait_ms", "inference_threads", "review_low_confidence_band"):
+            if getattr(self, name) < 0:
+                raise SettingsError(f"{name}: got {getattr(self, name)}, expected a number >= 0")
+        for name in ("transformer_epochs", "transformer_batch_size", "transformer_patience"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"{name}: got {getattr(self, name)}, expected an integer >= 1")
+        self.psi_thresholds  # noqa: B018 (validates psi_bands)
         if self.worker not in WORKERS:
             raise SettingsError(f"worker: got {self.worker!r}, expected one of {list(WORKERS)}")
         for name in ("worker_poll_s", "job_stale_s", "job_backoff_s"):
@@ -110,6 +176,22 @@ class Settings:
         return self.database_url or f"sqlite:///{(self.data_dir / 'tagloop.db').resolve()}"
 
     @property
+    def harmful_label_set(self) -> frozenset[str]:
+        """Harmful choice values named in settings."""
+        return frozenset(v.strip() for v in self.harmful_labels.split(",") if v.strip())
+
+    @property
+    def psi_thresholds(self) -> tuple[float, float]:
+        """(moderate, major) PSI thresholds from ``psi_bands``."""
+        try:
+            low, high = (float(v) for v in self.psi_bands.split(","))
+        except ValueError:
+            raise SettingsError(f"psi_bands: got {self.psi_bands!r}, expected two numbers like '0.1,0.25'") from None
+        if not 0 < low < high:
+            raise SettingsError(f"psi_bands: got {self.psi_bands!r}, expected 0 < first < second")
+        return low, high
+
+    @property
     def models_dir(self) -> Path:
         """Where model version artifacts live."""
         return self.data_dir / "models"
@@ -134,7 +216,8 @@ class Settings:
             value = getattr(self, f.name)
             if f.name == "extra":
                 continue
-            out[f.name] = "***" if "token" in f.name and value else str(value)
+            secret = any(marker in f.name for marker in SECRET_MARKERS)
+            out[f.name] = "***" if secret and value else str(value)
         return out
 
 
