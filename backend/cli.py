@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import signal
 import threading
 import time
 from pathlib import Path
@@ -86,8 +85,12 @@ def _require_project(services: Services, project: int) -> None:
 def train(
     project: Annotated[int, typer.Option(help="Label Studio project id.")],
     tier: Annotated[
-        str, typer.Option(help="fast: refit heads on cached embeddings; setfit: fine-tune the body.")
-    ] = "setfit",
+        str | None,
+        typer.Option(
+            help="fast: refit heads on cached embeddings; setfit: fine-tune the body; transformer: full "
+            "fine-tuning of TAGLOOP_TRANSFORMER_MODEL. Default: TAGLOOP_SLOW_TIER (setfit)."
+        ),
+    ] = None,
     data_dir: DataDir = None,
 ) -> None:
     """Train a new model version of PROJECT now (in this process), with a progress bar; prints JSON."""
@@ -97,6 +100,7 @@ def train(
 
     services = _services(data_dir)
     _require_project(services, project)
+    tier = tier or services.settings.slow_tier
     with Progress(transient=True, console=_stderr()) as bar:
         task = bar.add_task(f"{tier} training of project {project}", total=1.0)
         try:
@@ -162,20 +166,23 @@ def rollback(
 
 
 @app.command()
-def worker(data_dir: DataDir = None) -> None:
-    """Run training jobs from the database queue (scaled-out mode: TAGLOOP_WORKER=redis wakes it via Redis)."""
+def worker(
+    data_dir: DataDir = None,
+    burst: Annotated[bool, typer.Option(help="Stop when the queue is empty (scripts and tests).")] = False,
+) -> None:
+    """Run training jobs dispatched through Redis with RQ (scaled-out mode; the store is TAGLOOP_DATABASE_URL)."""
     from backend.services import build_services
-    from backend.training.worker import RedisWaker, Worker, worker_name
+    from backend.training.rq_worker import QUEUE, run_worker
 
     _logging()
     settings = _settings(data_dir)
     services = build_services(settings, worker=False)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    waker = RedisWaker(settings.redis_url)
-    typer.echo(f"tagloop worker {worker_name('worker')} on {settings.resolved_database_url.split('@')[-1]}")
-    Worker(services, worker_name("worker"), wait=waker.wait).run_forever(stop)
+    where = settings.resolved_database_url.split("@")[-1]
+    typer.echo(f"tagloop worker: RQ queue {QUEUE!r} on {settings.redis_url.split('@')[-1]}, store {where}")
+    try:
+        run_worker(services, burst=burst)
+    finally:
+        services.close()
 
 
 @app.command()

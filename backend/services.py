@@ -12,15 +12,15 @@ from backend.config import Settings
 from backend.models.embedding_cache import EmbeddingCache
 from backend.models.encoder import Encoder
 from backend.models.registry import ModelRegistry
-from backend.store.jobs import JobQueue
+from backend.store.jobs import JobQueue, JobRecord
 from backend.store.records import ProjectRecord
 from backend.store.sql_store import SqlStore
 
 
 class Waker(Protocol):
-    """Tells workers that a job was queued."""
+    """Tells workers that a job was queued (``job``; None: look for any runnable job)."""
 
-    def wake(self) -> None: ...
+    def wake(self, job: JobRecord | None = None) -> None: ...
 
     def stop(self) -> None: ...
 
@@ -38,8 +38,8 @@ class Services:
 
     def request_training(self, project_id: int, tier: str, reason: str) -> str:
         """Queue a job (joining a queued one of the same project and tier) and wake a worker."""
-        _, created = self.jobs.enqueue(project_id, tier, reason)
-        self.waker.wake()
+        job, created = self.jobs.enqueue(project_id, tier, reason)
+        self.waker.wake(job)
         return "queued" if created else "already_queued"
 
     def catch_up_if_due(self, project: ProjectRecord) -> bool:
@@ -74,9 +74,8 @@ def build_services(settings: Settings, *, base_encoder: Encoder | None = None, w
     """Open (and migrate) the store and wire models, jobs and the worker of ``settings.worker``.
 
     ``base_encoder`` lets several apps in one process (tests) share one loaded body. ``worker=False`` builds
-    services that only queue jobs (a `tagloop worker` process runs them).
+    services that only queue jobs, dispatched through Redis/RQ to `tagloop worker` processes.
     """
-    from backend.training.worker import RedisWaker
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = SqlStore(settings.resolved_database_url)
@@ -84,13 +83,12 @@ def build_services(settings: Settings, *, base_encoder: Encoder | None = None, w
     models = ModelRegistry(settings, store, base=base_encoder)
     jobs = JobQueue(store, max_attempts=settings.job_max_attempts, backoff_s=settings.job_backoff_s)
     holder: list[Services] = []
-    waker: Waker
-    if settings.worker == "redis" or not worker:
-        waker = RedisWaker(settings.redis_url)
-    else:
-        waker = _LazyInProcess(holder)
-    services = Services(settings, store, models, jobs, EmbeddingCache(store), waker)
+    services = Services(settings, store, models, jobs, EmbeddingCache(store), _LazyInProcess(holder))
     holder.append(services)
+    if settings.worker == "redis" or not worker:
+        from backend.training.rq_worker import RQDispatcher
+
+        services.waker = RQDispatcher(services)
     return services
 
 
@@ -101,12 +99,12 @@ class _LazyInProcess:
         self._holder = holder
         self._worker: Waker | None = None
 
-    def wake(self) -> None:
+    def wake(self, job: JobRecord | None = None) -> None:
         from backend.training.worker import InProcessWorker
 
         if self._worker is None:
             self._worker = InProcessWorker(self._holder[0])
-        self._worker.wake()
+        self._worker.wake(job)
 
     def stop(self) -> None:
         if self._worker is not None:

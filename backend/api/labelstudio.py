@@ -105,7 +105,8 @@ def webhook() -> tuple[Response, int]:
         if event.project_id is None:
             raise RequestError("START_TRAINING: 'project' with an id is required")
         project, _ = _project_for(services, event.project_id, event.label_config)
-        return jsonify({"status": services.request_training(project.id, "setfit", "START_TRAINING")}), 201
+        slow = services.settings.slow_tier
+        return jsonify({"status": services.request_training(project.id, slow, "START_TRAINING"), "tier": slow}), 201
     return jsonify({"status": "ignored", "note": f"event {event.action!r} is not used by tagloop"}), 200
 
 
@@ -118,10 +119,11 @@ def _maybe_train(services: Services, project: ProjectRecord) -> dict[str, str] |
     queued: dict[str, str] = {}
     if settings.fast_tier:
         queued["fast"] = services.request_training(project.id, "fast", "new label")
-    slow = services.store.latest_version(project.id, "setfit")
+    slow = services.store.latest_version(project.id, settings.slow_tier)
     trained_on = slow.n_train if slow else 0
     if should_train(usable, trained_on, train_every=settings.train_every, min_labels=settings.min_labels_to_train):
-        queued["setfit"] = services.request_training(project.id, "setfit", f"{usable - trained_on} new labels")
+        reason = f"{usable - trained_on} new labels"
+        queued[settings.slow_tier] = services.request_training(project.id, settings.slow_tier, reason)
     return queued or None
 
 

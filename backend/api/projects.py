@@ -15,7 +15,7 @@ from backend.store.records import ModelVersionRecord
 from strategies import REGISTRY, StrategyError, get_strategy
 
 bp = Blueprint("projects", __name__, url_prefix="/api/projects")
-TIERS = ("fast", "setfit")
+TIERS = ("fast", "setfit", "transformer")
 
 
 @bp.get("/<int:project_id>")
@@ -54,9 +54,10 @@ def project_status(services: Services, project_id: int) -> dict[str, Any]:
 
 @bp.post("/<int:project_id>/train")
 def train(project_id: int) -> tuple[Response, int]:
-    """Queue a training of the project in the background (``?tier=fast|setfit``, default setfit)."""
+    """Queue a training of the project in the background (``?tier=fast|setfit|transformer``, default: the
+    ``slow_tier`` setting)."""
     services = get_services()
-    tier = request.args.get("tier", "setfit")
+    tier = request.args.get("tier", services.settings.slow_tier)
     if tier not in TIERS:
         raise UnprocessableRequest(f"tier: got {tier!r}, expected one of {list(TIERS)}")
     if services.store.get_project(project_id) is None:

@@ -77,30 +77,57 @@ class JobQueue:
 
     def claim(self, worker: str, *, priority: str = "fast") -> JobRecord | None:
         """Atomically take the next runnable job (``priority`` tier first) of a project with none running."""
-        now = time.time()
-        with self.store.session() as s, s.begin():
-            busy = select(orm.TrainingJob.project_id).where(orm.TrainingJob.state == "running")
-            candidates = s.scalars(
+        for row in self.runnable(priority=priority, limit=5):
+            claimed = self.claim_id(row.id, worker)
+            if claimed is not None:
+                return claimed
+        return None
+
+    def runnable(self, *, priority: str = "fast", limit: int = 100) -> list[JobRecord]:
+        """Queued jobs past their backoff, of projects with no running job (``priority`` tier first)."""
+        busy = select(orm.TrainingJob.project_id).where(orm.TrainingJob.state == "running")
+        with self.store.session() as s:
+            rows = s.scalars(
                 select(orm.TrainingJob)
                 .where(
                     orm.TrainingJob.state == "queued",
-                    orm.TrainingJob.run_after <= now,
+                    orm.TrainingJob.run_after <= time.time(),
                     orm.TrainingJob.project_id.not_in(busy),
                 )
                 .order_by((orm.TrainingJob.tier != priority), orm.TrainingJob.id)
-                .limit(5)
+                .limit(limit)
             ).all()
-            for row in candidates:
-                claimed = s.execute(
-                    update(orm.TrainingJob)
-                    .where(orm.TrainingJob.id == row.id, orm.TrainingJob.state == "queued")
-                    .values(state="running", worker=worker, started_at=now, heartbeat_at=now, progress=0.0)
+            return [_record(r) for r in rows]
+
+    def claim_id(self, job_id: int, worker: str) -> JobRecord | None:
+        """Atomically take job ``job_id`` if it is queued, past its backoff, and its project runs nothing.
+
+        The project's row is locked first (``SELECT … FOR UPDATE`` on PostgreSQL; SQLite serialises writers), so
+        two workers claiming two jobs of one project at the same moment cannot both succeed.
+        """
+        now = time.time()
+        with self.store.session() as s, s.begin():
+            row = s.get(orm.TrainingJob, job_id)
+            if row is None or row.state != "queued" or row.run_after > now:
+                return None
+            s.execute(select(orm.Project.id).where(orm.Project.id == row.project_id).with_for_update())
+            busy = s.scalar(
+                select(orm.TrainingJob.id).where(
+                    orm.TrainingJob.project_id == row.project_id, orm.TrainingJob.state == "running"
                 )
-                if getattr(claimed, "rowcount", 0) == 1:
-                    s.flush()
-                    s.refresh(row)
-                    return _record(row)
-        return None
+            )
+            if busy is not None:
+                return None
+            claimed = s.execute(
+                update(orm.TrainingJob)
+                .where(orm.TrainingJob.id == job_id, orm.TrainingJob.state == "queued")
+                .values(state="running", worker=worker, started_at=now, heartbeat_at=now, progress=0.0)
+            )
+            if getattr(claimed, "rowcount", 0) != 1:
+                return None
+            s.flush()
+            s.refresh(row)
+            return _record(row)
 
     def heartbeat(self, job_id: int, *, progress: float | None = None, message: str | None = None) -> None:
         """Mark the job alive, optionally with progress in [0, 1] and a short message."""

@@ -1,9 +1,11 @@
 """``train_project``: stored labels of a project → a new model version, promoted unless it is worse.
 
-Two tiers share this path:
+Three tiers share this path:
 - ``fast``: refit the heads on cached embeddings of the served body (about a second);
-- ``setfit``: SetFit contrastive fine-tuning of a fresh copy of the base body, then heads.
-A ``setfit`` version whose cross-validated accuracy is below the served body's on the same labels by more than
+- ``setfit``: SetFit contrastive fine-tuning of a fresh copy of the base body, then heads;
+- ``transformer``: full fine-tuning of ``transformer_model`` (AutoModelForSequenceClassification), chosen as the
+  slow tier by ``slow_tier=transformer`` or asked for explicitly.
+A slow-tier version whose cross-validated accuracy is below the served body's on the same labels by more than
 ``promotion_tolerance`` is recorded with status ``rejected`` and not served.
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 import logging
 import shutil
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from backend.labelstudio.catchup import catch_up
@@ -27,8 +30,9 @@ from backend.training.retention import prune_versions
 from backend.training.setfit_training import train_setfit
 
 log = logging.getLogger(__name__)
-FAST, SLOW, PUSH, CATCHUP = "fast", "setfit", "push", "catchup"
-TIERS = (FAST, SLOW, PUSH, CATCHUP)
+FAST, SLOW, TRANSFORMER, PUSH, CATCHUP = "fast", "setfit", "transformer", "push", "catchup"
+TRAINING_TIERS = (FAST, SLOW, TRANSFORMER)
+TIERS = (*TRAINING_TIERS, PUSH, CATCHUP)
 Progress = Callable[[float, str], None]
 
 
@@ -62,6 +66,11 @@ def train_project(services: Services, project_id: int, tier: str = SLOW, *, prog
     if tier == FAST:
         embed = lambda texts: services.embeddings.encode(served.encoder, texts)  # noqa: E731
         result = train_fast(spec, data, served.encoder, embed, settings, version)
+    elif tier == TRANSFORMER:
+        from backend.training.transformer_training import train_transformer
+
+        base = Path(settings.transformer_model) if settings.transformer_model else services.models.base_path
+        result = train_transformer(spec, data, base, settings, version, progress=progress)
     else:
         result = train_setfit(spec, data, services.models.base_path, settings, version, progress=progress)
     path = settings.models_dir / str(project_id) / version

@@ -1,9 +1,10 @@
 """Workers: claim training jobs from the database queue and run them, in-process or as `tagloop worker`.
 
-Both modes run ``Worker.run_forever``; they differ only in how they are woken: the in-process worker by a
-``threading.Event`` that the web app sets when it queues a job, ``tagloop worker`` by a Redis list
-(``BLPOP``) that every web process pushes to. The database is the only source of truth, so a lost wake-up
-costs at most ``poll_s`` seconds, and a killed worker's job is requeued by ``recover_stale``.
+Both modes run a claimed job through ``Worker.execute``; they differ only in how a job reaches a worker: the
+in-process worker (``InProcessWorker``, the default) is a thread woken by a ``threading.Event`` that the web app
+sets when it queues a job; ``tagloop worker`` receives job ids from Redis through RQ (``rq_worker``). The database
+is the only source of truth, so a lost wake-up costs at most ``worker_poll_s`` seconds, and a killed worker's job
+is requeued by ``recover_stale``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import logging
 import os
 import socket
 import threading
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from backend.services import Services
 
 log = logging.getLogger(__name__)
-WAKE_KEY = "tagloop:wake"
 Progress = Callable[[float, str], None]
 
 
@@ -144,8 +143,8 @@ class InProcessWorker:
         self._wake.wait(timeout)
         self._wake.clear()
 
-    def wake(self) -> None:
-        """Start the thread on first use, and wake it."""
+    def wake(self, job: JobRecord | None = None) -> None:
+        """Start the thread on first use, and wake it (it claims whatever is runnable, ``job`` included)."""
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(
@@ -158,33 +157,3 @@ class InProcessWorker:
         """Stop after the current job."""
         self._stop.set()
         self._wake.set()
-
-
-class RedisWaker:
-    """Scaled-out mode: web processes push a wake-up to Redis; `tagloop worker` blocks on it."""
-
-    def __init__(self, url: str) -> None:
-        import redis
-
-        self._redis = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
-
-    def wake(self) -> None:
-        """Push one wake-up (the list is trimmed so bursts do not pile up)."""
-        try:
-            pipe = self._redis.pipeline()
-            pipe.lpush(WAKE_KEY, time.time())
-            pipe.ltrim(WAKE_KEY, 0, 99)
-            pipe.execute()
-        except Exception as exc:  # the job is in the database; workers poll it anyway
-            log.warning("could not wake workers through Redis: %s", exc)
-
-    def wait(self, timeout: float) -> None:
-        """Block until a wake-up arrives or ``timeout`` passes."""
-        try:
-            self._redis.blpop([WAKE_KEY], timeout=max(1, int(timeout)))
-        except Exception as exc:
-            log.warning("Redis wait failed (%s); polling the database instead", exc)
-            time.sleep(timeout)
-
-    def stop(self) -> None:
-        """Nothing to stop on the web side."""
