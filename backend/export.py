@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from backend.errors import NotFound
 from backend.labelstudio.label_config import parse_label_config
 from backend.models.classifier import TextClassifier
 from backend.models.heads import FittedHead, Head
+from backend.models.sequence import MODEL_DIR, TransformerClassifier, load_classifier
 from backend.services import Services
 
 FORMATS = ("csv", "jsonl")
@@ -60,7 +62,9 @@ def export_labels(services: Services, project_id: int, out: Path, fmt: str) -> P
 
 
 def export_model(services: Services, project_id: int, out: Path, version: str | None) -> dict[str, Path]:
-    """Per ``<Choices>`` control, a SetFit model directory (``SetFitModel.from_pretrained(dir)``)."""
+    """Per ``<Choices>`` control, a model directory loadable as is: ``SetFitModel.from_pretrained(dir)``, or, for
+    the control a transformer version was fine-tuned on, ``AutoModelForSequenceClassification.from_pretrained(dir)``
+    (and ``pipeline("text-classification", model=dir)``)."""
     project = services.store.get_project(project_id)
     if project is None:
         raise NotFound(f"project {project_id} is not known to tagloop")
@@ -70,9 +74,14 @@ def export_model(services: Services, project_id: int, out: Path, version: str | 
     if record is None or not record.artifact_path:
         kept = [v.name for v in services.store.list_versions(project_id)]
         raise NotFound(f"version {name!r} has no saved model; kept versions: {kept}")
-    classifier = TextClassifier.load(Path(record.artifact_path), load_encoder=services.models.encoder_for)
+    classifier = load_classifier(Path(record.artifact_path), load_encoder=services.models.encoder_for)
     paths: dict[str, Path] = {}
     for control in spec.controls:
+        if isinstance(classifier, TransformerClassifier) and control.name == classifier.control:
+            target = out / f"{name}-{control.name}"
+            shutil.copytree(Path(record.artifact_path) / MODEL_DIR, target, dirs_exist_ok=True)
+            paths[control.name] = target
+            continue
         head = classifier.heads[control.name]
         if not isinstance(head, FittedHead):
             continue
