@@ -21,10 +21,12 @@ import numpy as np
 
 from backend.config import Settings
 from backend.labelstudio.label_config import LabelSpec
-from backend.models.encoder import offline
+from backend.models.classifier import TextClassifier
+from backend.models.encoder import Encoder, offline
+from backend.models.heads import fit_head
 from backend.models.sequence import TransformerClassifier, mean_pooling_encoder
 from backend.training.dataset import ControlData
-from backend.training.fitting import TrainResult, cv_metrics, fit_heads, label_counts, primary_control
+from backend.training.fitting import Embed, TrainResult, cv_metrics, fit_heads, label_counts, primary_control
 
 log = logging.getLogger(__name__)
 Progress = Callable[[float, str], None]
@@ -246,3 +248,56 @@ def train_transformer(
     )
     log.info("%s: fine-tuned %s in %d epoch(s), %s", version, base, report.epochs_run, report.as_json())
     return TrainResult(classifier, metrics, label_counts(data), len(primary.texts), time.perf_counter() - started)
+
+
+def distill(
+    teacher: TransformerClassifier,
+    student: Encoder,
+    embed: Embed,
+    spec: LabelSpec,
+    data: dict[str, ControlData],
+    unlabeled: list[str],
+    settings: Settings,
+    version: str,
+) -> TrainResult:
+    """Distil a fine-tuned transformer into logistic heads on the served small body (``student``).
+
+    The teacher labels ``unlabeled`` texts (hard labels: argmax, or every label ≥ ``multi_label_threshold``); the
+    student's head for the teacher's control is fit on the human-labeled rows plus 80 % of those, and
+    ``agreement_with_teacher`` is measured on the other 20 %. Other controls keep heads on human labels only.
+    """
+    started = time.perf_counter()
+    heads, metrics = fit_heads(spec, data, student, embed, settings)
+    rows = data[teacher.control]
+    control = rows.control
+    labeled = set(rows.texts)
+    pool = [t for t in dict.fromkeys(unlabeled) if t not in labeled]
+    if not pool:
+        metrics.setdefault(control.name, {})["distillation"] = {"note": "no unlabeled texts: human labels only"}
+        return TrainResult(TextClassifier(version, student, heads), metrics, label_counts(data), len(rows.texts), 0.0)
+    probs = teacher.proba(pool)
+    if control.multi_label:
+        pseudo = [[control.labels[j] for j in np.flatnonzero(p >= settings.multi_label_threshold)] for p in probs]
+    else:
+        pseudo = [[control.labels[int(p.argmax())]] for p in probs]
+    order = np.random.default_rng(settings.seed).permutation(len(pool))
+    held = order[: max(1, len(pool) // 5)] if len(pool) >= 5 else np.array([], dtype=np.int64)
+    fit_rows = np.setdiff1d(order, held)
+    texts = rows.texts + [pool[i] for i in fit_rows]
+    targets = rows.targets + [pseudo[i] for i in fit_rows]
+    head = fit_head(control.labels, control.multi_label, embed(texts), targets, seed=settings.seed)
+    report: dict[str, Any] = {"teacher": teacher.version, "n_pseudo": len(fit_rows), "n_held": len(held)}
+    if head is not None:
+        heads[control.name] = head
+        if len(held):
+            student_probs = head.predict_proba(embed([pool[i] for i in held]))
+            if control.multi_label:
+                agree = (student_probs >= settings.multi_label_threshold) == (
+                    probs[held] >= settings.multi_label_threshold
+                )
+            else:
+                agree = student_probs.argmax(1) == probs[held].argmax(1)
+            report["agreement_with_teacher"] = round(float(agree.mean()), 4)
+    metrics.setdefault(control.name, {})["distillation"] = report
+    classifier = TextClassifier(version, student, heads)
+    return TrainResult(classifier, metrics, label_counts(data), len(rows.texts), time.perf_counter() - started)

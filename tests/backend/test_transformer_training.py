@@ -193,3 +193,25 @@ def test_slow_tier_transformer_through_the_job_runner(
         assert AutoModelForSequenceClassification.from_pretrained(str(paths["topic"])).config.num_labels == 4
     finally:
         services.close()
+
+
+@pytest.mark.model
+def test_distillation_into_the_served_small_body(tmp_path: Path, tiny_checkpoint: Path, encoder: Encoder) -> None:
+    from backend.models.classifier import TextClassifier
+    from backend.training.transformer_training import distill
+
+    spec = parse_label_config(config_xml("news_topics"))
+    control = spec.controls[0].name
+    rows = read_rows("ag_news", 140, offset=1200)
+    data = control_data(spec, _examples(rows[:40], control), max_chars=2000)
+    settings = _settings(tmp_path, transformer_epochs=2)
+    teacher = train_transformer(spec, data, tiny_checkpoint, settings, "4-transformer-1").classifier
+    assert isinstance(teacher, TransformerClassifier)
+    unlabeled = [r["text"] for r in rows[40:]]
+    result = distill(teacher, encoder, encoder.encode, spec, data, unlabeled, settings, "4-transformer-1")
+    report = result.metrics[control]["distillation"]
+    assert report["teacher"] == "4-transformer-1" and report["n_pseudo"] == 80 and report["n_held"] == 20
+    assert 0.0 <= report["agreement_with_teacher"] <= 1.0
+    student = result.classifier
+    assert type(student) is TextClassifier and student.encoder is encoder
+    assert student.predict({control: unlabeled[:3]})[control].shape == (3, 4)
