@@ -37,8 +37,8 @@ services:
 	@redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 || redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log
 
 lint: setup
-	$(BIN)/ruff check backend strategies tests
-	$(BIN)/ruff format --check backend strategies tests
+	$(BIN)/ruff check backend strategies tests docker
+	$(BIN)/ruff format --check backend strategies tests docker
 
 typecheck: setup
 	$(BIN)/mypy

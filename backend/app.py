@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from flask import Flask
 
-from backend.api import labelstudio, projects
-from backend.api.http import register_error_handlers
+from backend import logging_setup
+from backend.api import auth, labelstudio, metrics, openapi, projects, review
+from backend.api.http import register_error_handlers, register_id_bounds
 from backend.config import Settings
 from backend.services import Services, build_services
 
@@ -19,11 +20,17 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     """
     settings = settings or (services.settings if services else Settings())
     services = services or build_services(settings)
-    app = Flask("tagloop")
+    app = Flask("tagloop", static_folder=None)  # no /static route: nothing is served from the disk
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["tagloop"] = services
+    logging_setup.init_app(app)  # request ids first: every later hook and log line has one
+    metrics.init_app(app, services)  # times requests, including those refused by auth
+    auth.init_app(app, settings)
+    openapi.init_app(app)
     app.register_blueprint(labelstudio.bp)
     app.register_blueprint(projects.bp)
+    app.register_blueprint(review.bp)
     register_error_handlers(app)
+    register_id_bounds(app)
     return app

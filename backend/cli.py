@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import threading
 import time
 from pathlib import Path
@@ -37,8 +36,10 @@ def _settings(data_dir: Path | None = None) -> Settings:
         raise typer.Exit(2) from None
 
 
-def _logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def _logging(settings: Settings) -> None:
+    from backend.logging_setup import configure_logging
+
+    configure_logging(settings)  # TAGLOOP_LOG_FORMAT=text|json; secrets are scrubbed from every line
 
 
 @app.command()
@@ -51,13 +52,19 @@ def serve(
     """Serve the ML backend (Label Studio connects to http://HOST:PORT) with the in-process trainer."""
     from waitress import serve as waitress_serve
 
+    from backend.api.auth import check_bind
     from backend.app import create_app
 
-    _logging()
     settings = _settings(data_dir)
+    try:
+        check_bind(host, settings)
+    except TagloopError as exc:
+        typer.secho(f"error: {exc.reason}", fg="red", err=True)
+        raise typer.Exit(2) from None
+    _logging(settings)
     flask_app = create_app(settings)
     services = flask_app.extensions["tagloop"]
-    threading.Thread(target=services.models.base_encoder, name="warm-up", daemon=True).start()
+    threading.Thread(target=services.models.served_base_encoder, name="warm-up", daemon=True).start()  # ONNX
     for project in services.store.list_projects():  # annotations made while tagloop was down
         if project.ls_url and project.ls_token:
             services.request_training(project.id, "catchup", "start")
@@ -172,17 +179,33 @@ def worker(
 ) -> None:
     """Run training jobs dispatched through Redis with RQ (scaled-out mode; the store is TAGLOOP_DATABASE_URL)."""
     from backend.services import build_services
-    from backend.training.rq_worker import QUEUE, run_worker
+    from backend.training.rq_worker import queue_name, run_worker
 
-    _logging()
     settings = _settings(data_dir)
+    _logging(settings)
     services = build_services(settings, worker=False)
     where = settings.resolved_database_url.split("@")[-1]
-    typer.echo(f"tagloop worker: RQ queue {QUEUE!r} on {settings.redis_url.split('@')[-1]}, store {where}")
+    queue = queue_name(settings.resolved_database_url)
+    typer.echo(f"tagloop worker: RQ queue {queue!r} on {settings.redis_url.split('@')[-1]}, store {where}")
     try:
         run_worker(services, burst=burst)
     finally:
         services.close()
+
+
+@app.command()
+def migrate(data_dir: DataDir = None) -> None:
+    """Create or upgrade the database schema to the newest revision (the container entrypoint runs this)."""
+    from backend.store.sql_store import SqlStore
+
+    settings = _settings(data_dir)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = SqlStore(settings.resolved_database_url)
+    try:
+        store.migrate()
+    finally:
+        store.close()
+    typer.echo(f"database schema is current ({settings.resolved_database_url.split('@')[-1]})")
 
 
 @app.command()
@@ -316,11 +339,16 @@ def report(
     out: Annotated[Path, typer.Option(help="Output directory: report.json and PNGs.")],
     project: Annotated[int | None, typer.Option(help="Label Studio project id.")] = None,
     simulation: Annotated[Path | None, typer.Option(help="A `tagloop simulate --out` directory.")] = None,
+    slice_terms: Annotated[
+        Path | None,
+        typer.Option(help="Terms file (one per line): per-term FP/FN rates of the flag decision (moderated projects)."),
+    ] = None,
     data_dir: DataDir = None,
 ) -> None:
     """Per-class precision/recall/F1, confusion matrix and calibration (reliability diagram, ECE): for a project
     (out of fold on its labels, plus the version history) or a simulation (final models on its eval set)."""
     from backend.report import project_report, simulation_report
+    from backend.review.slices import read_terms
 
     if (project is None) == (simulation is None):
         typer.secho("error: give exactly one of --project or --simulation", fg="red", err=True)
@@ -330,8 +358,10 @@ def report(
             result = simulation_report(simulation, out)
             sections = result["strategies"]
         else:
-            result = project_report(_services(data_dir), int(project or 0), out)
+            terms = read_terms(slice_terms) if slice_terms is not None else None
+            result = project_report(_services(data_dir), int(project or 0), out, slice_terms=terms)
             sections = result["controls"]
+            _echo_slices(result.get("slices"))
     except TagloopError as exc:
         typer.secho(f"error: {exc.reason}", fg="red", err=True)
         raise typer.Exit(2) from None
@@ -347,6 +377,18 @@ def report(
                     f"  n {row['support']}"
                 )
     typer.echo(f"wrote {out / 'report.json'}")
+
+
+def _echo_slices(audit: dict | None) -> None:
+    if not audit:
+        return
+    typer.echo(
+        f"slice audit of {audit['control']} at {audit['model_version']} ({audit['n_texts']} texts, out of fold):"
+    )
+    for name, row in [("(all)", audit["overall"]), *audit["slices"].items()]:
+        fp = f"{row['fp_rate']:.3f}" if row["fp_rate"] is not None else "  -  "
+        fn = f"{row['fn_rate']:.3f}" if row["fn_rate"] is not None else "  -  "
+        typer.echo(f"  {name:<20} n {row['n']:>5}  flagged {row['flagged']:>5}  FP rate {fp}  FN rate {fn}")
 
 
 bench_app = typer.Typer(help="Benchmarks: each measures tagloop and a baseline in the same run.", no_args_is_help=True)
@@ -375,6 +417,169 @@ def bench_freshness(
                 f"  fresh p50 {row['fresh_p50_s']:>7.3f} s  p95 {row['fresh_p95_s']:>7.3f} s"
             )
     typer.echo(main_json(report))
+
+
+@bench_app.command("predict")
+def bench_predict(
+    data: Annotated[Path, typer.Option(help="Labeled CSV (text,label; single-label rows are used).")],
+    n: Annotated[int, typer.Option(help="New texts per throughput measurement (batch 32).")] = 512,
+    n_train: Annotated[int, typer.Option(help="Rows labeled for the fast-tier version.")] = 256,
+    n_eval: Annotated[int, typer.Option(help="Held-out rows for served vs torch accuracy.")] = 500,
+    single_calls: Annotated[int, typer.Option(help="Single-text calls per batch-1 measurement.")] = 200,
+    clients: Annotated[int, typer.Option(help="Concurrent single-text callers (request coalescing).")] = 8,
+    slow_steps: Annotated[int, typer.Option(help="SetFit steps of the training measured against.")] = 200,
+    busy_calls: Annotated[int, typer.Option(help="Most single-text calls while that training runs.")] = 1000,
+    worker: Annotated[
+        str, typer.Option(help="inprocess: train in the web process; redis: in a `tagloop worker` (nice 10).")
+    ] = "inprocess",
+) -> None:
+    """/predict throughput and latency (HTTP and in-process, batch 1 and 32) vs HF pipeline, latency while a
+    slow-tier training runs, web-process RSS, served vs torch accuracy. Last line: one JSON object."""
+    from backend.bench.predict import PredictBenchConfig, run_predict_bench, summary, table
+
+    config = PredictBenchConfig(
+        data=data,
+        n=n,
+        n_train=n_train,
+        n_eval=n_eval,
+        single_calls=single_calls,
+        clients=clients,
+        slow_steps=slow_steps,
+        busy_calls=busy_calls,
+        worker=worker,
+    )
+    try:
+        report = run_predict_bench(config, progress=lambda m: typer.echo(m, err=True))
+    except (ValueError, RuntimeError) as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(table(report))
+    typer.echo(json.dumps(summary(report)))
+
+
+review_app = typer.Typer(
+    help="Moderation review queues (false positives/negatives, low confidence, label errors).", no_args_is_help=True
+)
+app.add_typer(review_app, name="review")
+
+
+@review_app.command("list")
+def review_list(
+    project: Annotated[int, typer.Option(help="Label Studio project id.")], data_dir: DataDir = None
+) -> None:
+    """Each queue of PROJECT with its open items, throughput (resolved in the last 24 h) and Label Studio project,
+    plus the served version's thresholds and PSI (JSON)."""
+    from backend.review.status import review_summary
+
+    services = _services(data_dir)
+    _require_project(services, project)
+    typer.echo(json.dumps(review_summary(services, project), indent=2))
+
+
+@review_app.command("show")
+def review_show(
+    project: Annotated[int, typer.Option(help="Label Studio project id.")],
+    queue: Annotated[str, typer.Option(help="false_positive, false_negative, low_confidence or label_error.")],
+    order: Annotated[str | None, typer.Option(help="confident or uncertain (default: the queue's own).")] = None,
+    state: Annotated[str, typer.Option(help="open, resolved or dismissed.")] = "open",
+    limit: Annotated[int, typer.Option(help="Items to show.")] = 20,
+    data_dir: DataDir = None,
+) -> None:
+    """The items of one queue in queue order: score, margin, model version, reason and text."""
+    from backend.review.status import queue_items
+
+    services = _services(data_dir)
+    _require_project(services, project)
+    try:
+        items = queue_items(services, project, queue, order=order, state=state, limit=limit)
+    except TagloopError as exc:
+        typer.secho(f"error: {exc.reason}", fg="red", err=True)
+        raise typer.Exit(2) from None
+    for i in items:
+        score = f"{i.score:.3f}" if i.score is not None else "  -  "
+        margin = f"{i.margin:+.3f}" if i.margin is not None else "  -  "
+        text = " ".join(i.text.split())[:80]
+        typer.echo(f"#{i.id:<6} score {score} margin {margin} {i.model_version or '(external)':<22} {i.reason}")
+        typer.echo(f"        {text}")
+    typer.echo(f"{len(items)} item(s) in {queue} ({state})")
+
+
+@review_app.command("export")
+def review_export(
+    project: Annotated[int, typer.Option(help="Label Studio project id.")],
+    out: Annotated[Path, typer.Option(help="Output file (JSON lines).")],
+    queue: Annotated[list[str] | None, typer.Option(help="Queue to export (repeatable; default: all).")] = None,
+    state: Annotated[list[str] | None, typer.Option(help="State to export (repeatable; default: all).")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Write every review item with its verdict, moderator and provenance (one JSON object per line)."""
+    from backend.review.export import STATES, export_items
+    from backend.review.queues import QUEUES
+
+    services = _services(data_dir)
+    _require_project(services, project)
+    try:
+        path, n = export_items(services, project, out, queues=queue or QUEUES, states=state or STATES)
+    except TagloopError as exc:
+        typer.secho(f"error: {exc.reason}", fg="red", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(json.dumps({"items": n, "path": str(path)}))
+
+
+@review_app.command("sync")
+def review_sync(
+    project: Annotated[int, typer.Option(help="Label Studio project id.")], data_dir: DataDir = None
+) -> None:
+    """Run the review job now, in this process: low-confidence scan, scoring of reported items, and the mirror of
+    the queues into Label Studio (verdicts read back, new items pushed)."""
+    from backend.training.jobs import REVIEW, train_project
+
+    services = _services(data_dir)
+    _require_project(services, project)
+    try:
+        typer.echo(train_project(services, project, REVIEW))
+    except (TagloopError, LookupError, ValueError) as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def demo(
+    config: Annotated[str, typer.Option(help="annotation_configs/ name (or an XML path).")] = "news_topics",
+    data: Annotated[str, typer.Option(help="../shared/data set name (or a CSV path with a text column).")] = "ag_news",
+    n: Annotated[int, typer.Option(help="Tasks imported (drawn at random from the data).")] = 300,
+    ls_port: Annotated[int | None, typer.Option(help="Label Studio port (default: a free one).")] = None,
+    port: Annotated[int | None, typer.Option(help="tagloop port (default: a free one).")] = None,
+    strategy: Annotated[str | None, typer.Option(help="Query strategy (default: TAGLOOP_STRATEGY's).")] = None,
+    ls_venv: Annotated[Path | None, typer.Option(help="Label Studio's venv (default: $TAGLOOP_LS_VENV).")] = None,
+    check: Annotated[bool, typer.Option(help="Verify a task carries tagloop's prediction, print, stop.")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Label Studio + tagloop on 127.0.0.1 with a project of real data and uncertainty sampling; prints the URL,
+    user and password (installs Label Studio into its own venv first if needed). Ctrl-C stops both."""
+    from rich.console import Console
+
+    from backend.demo import DemoConfig, DemoError, ls_venv_path, run_demo
+
+    settings = _settings(data_dir)
+    try:
+        demo_config = DemoConfig(
+            workdir=settings.data_dir / "demo",
+            ls_venv=ls_venv or ls_venv_path(settings.ls_venv),
+            config=config,
+            data=data,
+            n=n,
+            ls_port=ls_port,
+            port=port,
+            strategy=strategy or "",
+            seed=settings.seed,
+        )
+    except DemoError as exc:
+        typer.secho(f"error: {exc.reason}", fg="red", err=True)
+        raise typer.Exit(2) from None
+    code = run_demo(demo_config, check=check, console=Console(soft_wrap=True))
+    if code:
+        raise typer.Exit(code)
 
 
 def _stderr() -> Console:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ WORKERS = ("inprocess", "redis")
 SLOW_TIERS = ("setfit", "transformer")
 PRECISIONS = ("int8", "fp32", "torch")
 SECRET_MARKERS = ("token", "password", "api_key")
+LOG_FORMATS = ("text", "json")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -70,6 +72,8 @@ class Settings:
     """Unlabeled tasks scored per push."""
     label_studio_url: str = ""
     label_studio_token: str = ""
+    ls_venv: str = ""
+    """Label Studio's own venv for ``tagloop demo`` (installed there when absent); empty means ``.ls-venv``."""
     seed: int = 42
 
     # --- slow tier: full fine-tuning of a transformer checkpoint (issue #4/#7) ---
@@ -103,6 +107,8 @@ class Settings:
     basic_auth_password: str = ""
     allow_unauthenticated: bool = False
     """Serve on a non-loopback address without auth (otherwise `tagloop serve` refuses)."""
+    log_format: str = "text"
+    """text: one line per record (a terminal); json: one JSON object per line with the request id (containers)."""
 
     # --- moderation review (issue #6) ---
     harmful_labels: str = ""
@@ -113,6 +119,16 @@ class Settings:
     """Flags whose score is within this distance of the threshold go to the low-confidence queue."""
     psi_bands: str = "0.1,0.25"
     """PSI thresholds: below the first is stable, between is moderate drift, above the second is major drift."""
+    review_max_fp_rate: float = 0.0
+    """When > 0, flag thresholds are chosen to keep the cross-validated FP rate at or below this instead."""
+    review_suspect_confidence: float = 0.9
+    """A labeled text is a label-error suspect when its out-of-fold prediction contradicts the label this surely."""
+    psi_window: int = 1000
+    """PSI compares this many newest served scores of a version with its reference window."""
+    psi_reference_size: int = 500
+    """Known tasks scored by a new version right after training: its PSI reference window."""
+    feedback_max_bytes: int = 65_536
+    """Largest body ``POST /api/feedback`` accepts (413 above)."""
     extra: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -126,7 +142,12 @@ class Settings:
             raise SettingsError(f"serve_precision: got {self.serve_precision!r}, expected one of {list(PRECISIONS)}")
         if bool(self.basic_auth_user) != bool(self.basic_auth_password):
             raise SettingsError("basic_auth_user and basic_auth_password: set both or neither")
-        for name in ("transformer_valid_fraction", "review_target_precision"):
+        if not 0.0 <= self.review_max_fp_rate < 1.0:
+            raise SettingsError(f"review_max_fp_rate: got {self.review_max_fp_rate}, expected a number in [0, 1)")
+        for name in ("psi_window", "psi_reference_size", "feedback_max_bytes"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"{name}: got {getattr(self, name)}, expected an integer >= 1")
+        for name in ("transformer_valid_fraction", "review_target_precision", "review_suspect_confidence"):
             if not 0.0 < getattr(self, name) < 1.0:
                 raise SettingsError(f"{name}: got {getattr(self, name)}, expected a number in (0, 1)")
         if not 0.0 < self.parity_min_agreement <= 1.0:
@@ -141,6 +162,8 @@ class Settings:
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name}: got {getattr(self, name)}, expected an integer >= 1")
         self.psi_thresholds  # noqa: B018 (validates psi_bands)
+        if self.log_format not in LOG_FORMATS:
+            raise SettingsError(f"log_format: got {self.log_format!r}, expected one of {list(LOG_FORMATS)}")
         if self.worker not in WORKERS:
             raise SettingsError(f"worker: got {self.worker!r}, expected one of {list(WORKERS)}")
         for name in ("worker_poll_s", "job_stale_s", "job_backoff_s"):
@@ -217,7 +240,8 @@ class Settings:
             if f.name == "extra":
                 continue
             secret = any(marker in f.name for marker in SECRET_MARKERS)
-            out[f.name] = "***" if secret and value else str(value)
+            shown = re.sub(r"(://[^:/@\s]*:)[^@\s/]+@", r"\1***@", str(value))  # URL passwords
+            out[f.name] = "***" if secret and value else shown
         return out
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,11 @@ from backend.training.dataset import ControlData, control_data
 BINS = 10
 
 
-def project_report(services: Services, project_id: int, out: Path) -> dict[str, Any]:
-    """Write ``report.json``, ``confusion_<control>.png`` and ``calibration_<control>.png`` under ``out``."""
+def project_report(
+    services: Services, project_id: int, out: Path, *, slice_terms: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """Write ``report.json``, ``confusion_<control>.png`` and ``calibration_<control>.png`` under ``out``; with
+    ``slice_terms``, also a slice audit (per-term FP/FN rates of the flag decision, ``backend.review.audit``)."""
     project = services.store.get_project(project_id)
     if project is None:
         raise NotFound(f"project {project_id} is not known to tagloop")
@@ -51,6 +55,10 @@ def project_report(services: Services, project_id: int, out: Path) -> dict[str, 
         }
         for v in services.store.list_versions(project_id)
     ]
+    if slice_terms:
+        from backend.review.audit import slice_audit
+
+        report["slices"] = slice_audit(services, project_id, slice_terms)
     (out / "report.json").write_text(json.dumps(report, indent=2))
     return report
 

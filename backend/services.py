@@ -67,6 +67,7 @@ class Services:
     def close(self) -> None:
         """Stop the in-process worker and release the database."""
         self.waker.stop()
+        self.models.close()
         self.store.close()
 
 

@@ -68,6 +68,7 @@ def settings(tmp_path: Path) -> Settings:
         job_max_attempts=2,
         job_backoff_s=0.05,
         worker_poll_s=0.2,
+        serve_precision="torch",
     )
 
 

@@ -9,9 +9,10 @@ from typing import Any
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from backend.errors import PayloadTooLarge, RequestError, TagloopError
+from backend.errors import NotFound, PayloadTooLarge, RequestError, TagloopError
 
 log = logging.getLogger(__name__)
+MAX_URL_ID = 2**63 - 1
 
 
 def json_body() -> Any:
@@ -34,6 +35,17 @@ def json_body() -> Any:
 
 def _error(status: int, code: str, reason: str) -> tuple[Response, int]:
     return jsonify({"error": code, "reason": reason}), status
+
+
+def register_id_bounds(app: Flask) -> None:
+    """An integer in a URL (e.g. ``/api/projects/<int:project_id>``) above 2**63 - 1 is a 404, not a database
+    overflow: no stored id can be that large."""
+
+    @app.url_value_preprocessor
+    def _bounded(endpoint: str | None, values: dict[str, Any] | None) -> None:
+        for name, value in (values or {}).items():
+            if isinstance(value, int) and value > MAX_URL_ID:
+                raise NotFound(f"{name}: got {value}, but no id is larger than 2**63 - 1")
 
 
 def register_error_handlers(app: Flask) -> None:

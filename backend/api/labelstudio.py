@@ -19,6 +19,8 @@ from backend.labelstudio.payloads import (
     require_object,
 )
 from backend.labelstudio.predictions import prediction, served_summary
+from backend.review.routing import record_served, route_annotation
+from backend.review.verdicts import handle_review_event, review_project_of
 from backend.services import Services, get_services
 from backend.store.records import ProjectRecord
 from backend.training.policy import should_train
@@ -71,15 +73,17 @@ def predict() -> Response:
     if project.id > 0:
         services.store.upsert_tasks(project.id, [(t.id, t.data) for t in req.tasks if t.id is not None])
     model = services.models.get(project, spec)
-    probas = model.predict(texts)
-    threshold = settings.multi_label_threshold
+    served = services.models.predict(model, texts)  # batched with concurrent requests, embeddings cached
+    probas, threshold = served.probas, settings.multi_label_threshold
     results = [
-        prediction(spec, probas, row, model_version=model.version, threshold=threshold) for row in range(len(req.tasks))
+        prediction(spec, probas, row, model_version=model.version, threshold=threshold, truncated=served.truncated)
+        for row in range(len(req.tasks))
     ]
     if project.id > 0:
         services.store.record_predictions(
             {t.id: served_summary(r) for t, r in zip(req.tasks, results, strict=True) if t.id}
         )
+        record_served(services, project, spec, probas, model.version)  # for PSI against the reference window
     return jsonify({"results": results, "model_version": model.version})
 
 
@@ -88,6 +92,8 @@ def webhook() -> tuple[Response, int]:
     """Persist annotation events before answering; training is only queued here."""
     services = get_services()
     event = parse_webhook(json_body())
+    if (review_project := review_project_of(services, event)) is not None:  # a moderator's verdict
+        return jsonify(handle_review_event(services, event, review_project)), 200
     if event.action in ("ANNOTATION_CREATED", "ANNOTATION_UPDATED"):
         project, spec = _project_for(services, event.project_id, event.label_config)
         record = annotation_record(event, spec)
@@ -95,7 +101,9 @@ def webhook() -> tuple[Response, int]:
         if not isinstance(data, dict) and services.store.get_task(record.task_id) is None:
             raise UnprocessableRequest(f"task {record.task_id}: the event has no task data and tagloop never saw it")
         changed = services.store.upsert_annotation(record, task_data=data if isinstance(data, dict) else None)
-        return jsonify({"status": "stored", "changed": changed, "training": _maybe_train(services, project)}), 200
+        routed = route_annotation(services, project, spec, record) if changed else None  # FP/FN review queues
+        training = _maybe_train(services, project)
+        return jsonify({"status": "stored", "changed": changed, "training": training, "review": routed}), 200
     if event.action == "ANNOTATIONS_DELETED":
         return jsonify({"status": "deleted", "changed": services.store.mark_deleted(event.deleted_ids)}), 200
     if event.action == "TASKS_CREATED":

@@ -10,6 +10,7 @@ from backend.api.http import json_body
 from backend.errors import NotFound, RequestError, UnprocessableRequest
 from backend.labelstudio.label_config import parse_label_config
 from backend.ranking import strategy_name
+from backend.review.status import review_summary
 from backend.services import Services, get_services
 from backend.store.records import ModelVersionRecord
 from strategies import REGISTRY, StrategyError, get_strategy
@@ -49,6 +50,7 @@ def project_status(services: Services, project_id: int) -> dict[str, Any]:
         "jobs": [j.as_json() for j in services.jobs.active(project_id)],
         "training": {tier: (job.as_json() if job else None) for tier, job in last.items()},
         "last_error": max(errors, key=lambda j: j.id).error if errors else None,
+        "review": review_summary(services, project_id),  # queue sizes, throughput, thresholds, PSI
     }
 
 

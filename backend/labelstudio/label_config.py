@@ -37,6 +37,9 @@ class ControlSpec:
     """Per label: its ``hint`` attribute, or "" (used by the zero-shot model)."""
     multi_label: bool
     paragraph_text_key: str = "text"
+    harmful: tuple[str, ...] = ()
+    """Labels marked harmful in the config (``harmful="A,B"`` on ``<Choices>`` or ``harmful="true"`` on a
+    ``<Choice>``), in label order: the classes that count as a flag for moderation review."""
 
 
 @dataclass(frozen=True)
@@ -93,7 +96,7 @@ def parse_label_config(xml: str) -> LabelSpec:
 
 def _check_structure(xml: str) -> None:
     try:
-        root = ElementTree.fromstring(xml)
+        root = ElementTree.fromstring(xml, forbid_dtd=True)  # no DTD at all: LS configs never need one
     except DefusedXmlException as exc:
         raise UnsupportedLabelConfig(f"label_config uses forbidden XML features: {exc!r}") from None
     except ElementTree.ParseError as exc:
@@ -131,6 +134,7 @@ def _control_spec(control: object, ignored: list[str]) -> ControlSpec | None:
     _check_labels(name, labels, multi)
     label_tags = getattr(control, "labels_attrs", {}) or {}
     hints = tuple(str(getattr(label_tags.get(v), "attr", {}).get("hint", "") or "") for v in labels)
+    harmful = _harmful_labels(name, labels, str(attrs.get("harmful", "") or ""), label_tags)
     return ControlSpec(
         name=name,
         to_name=str(obj.name),
@@ -140,7 +144,20 @@ def _control_spec(control: object, ignored: list[str]) -> ControlSpec | None:
         hints=hints,
         multi_label=multi,
         paragraph_text_key=str((getattr(obj, "attr", {}) or {}).get("textKey", "text")),
+        harmful=harmful,
     )
+
+
+def _harmful_labels(name: str, labels: tuple[str, ...], listed: str, label_tags: dict) -> tuple[str, ...]:
+    """Labels named by ``harmful="A,B"`` on the ``<Choices>`` plus those with ``harmful="true"`` on the ``<Choice>``."""
+    named = {v.strip() for v in listed.split(",") if v.strip()}
+    unknown = sorted(named - set(labels))
+    if unknown:
+        raise UnsupportedLabelConfig(
+            f"<Choices name={name!r}> harmful={listed!r} names {unknown}, which are not its choices {list(labels)}"
+        )
+    marked = {v for v in labels if str(getattr(label_tags.get(v), "attr", {}).get("harmful", "")).lower() == "true"}
+    return tuple(v for v in labels if v in named | marked)
 
 
 def _check_labels(name: str, labels: tuple[str, ...], multi: bool) -> None:

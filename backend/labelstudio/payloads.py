@@ -12,6 +12,9 @@ from backend.errors import RequestError, UnknownLabel, UnprocessableRequest
 from backend.labelstudio.label_config import ControlSpec, LabelSpec
 from backend.store.records import AnnotationRecord
 
+MAX_ID = 2**63 - 1
+"""Largest Label Studio id tagloop stores (BIGINT on PostgreSQL, INTEGER on SQLite)."""
+
 
 @dataclass(frozen=True)
 class PredictTask:
@@ -52,13 +55,11 @@ def parse_project_id(value: Any) -> int | None:
         value = value.get("id")
     if isinstance(value, bool):
         raise RequestError(f"project: got {value!r}, expected an id like 12 or '12.1700000000'")
-    if isinstance(value, int):
+    if isinstance(value, str) and value.split(".", 1)[0].isdigit():
+        value = int(value.split(".", 1)[0])
+    if isinstance(value, int) and 0 <= value <= MAX_ID:
         return value
-    if isinstance(value, str):
-        head = value.split(".", 1)[0]
-        if head.isdigit():
-            return int(head)
-    raise RequestError(f"project: got {value!r}, expected an id like 12 or '12.1700000000'")
+    raise RequestError(f"project: got {value!r}, expected an id like 12 or '12.1700000000' (at most 2**63 - 1)")
 
 
 def require_object(body: Any) -> dict[str, Any]:
@@ -83,8 +84,8 @@ def parse_predict(body: Any, *, max_tasks: int) -> PredictRequest:
         if not isinstance(task, dict) or not isinstance(task.get("data"), dict):
             raise RequestError(f"tasks[{i}]: expected an object with a 'data' object")
         tid = task.get("id")
-        if tid is not None and (isinstance(tid, bool) or not isinstance(tid, int)):
-            raise RequestError(f"tasks[{i}].id: got {tid!r}, expected an integer")
+        if tid is not None:
+            tid = _int_field(f"tasks[{i}].id", tid)
         parsed.append(PredictTask(id=tid, data=task["data"]))
     config = body.get("label_config")
     if config is not None and not isinstance(config, str):
@@ -107,9 +108,7 @@ def parse_webhook(body: Any) -> WebhookEvent:
             raise RequestError("'annotations': expected a list of {'id': ...} for ANNOTATIONS_DELETED")
         for i, item in enumerate(items):
             aid = item.get("id") if isinstance(item, dict) else item
-            if isinstance(aid, bool) or not isinstance(aid, int):
-                raise RequestError(f"annotations[{i}].id: got {aid!r}, expected an integer")
-            deleted.append(aid)
+            deleted.append(_int_field(f"annotations[{i}].id", aid))
     tasks: list[tuple[int, dict[str, Any]]] = []
     if action == "TASKS_CREATED":
         items = body.get("tasks")
@@ -160,6 +159,8 @@ def annotation_record(event: WebhookEvent, spec: LabelSpec) -> AnnotationRecord:
 def _int_field(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise RequestError(f"{name}: got {value!r}, expected an integer")
+    if abs(value) > MAX_ID:
+        raise RequestError(f"{name}: got {value}, expected an id of at most 2**63 - 1 (a 64-bit integer)")
     return value
 
 

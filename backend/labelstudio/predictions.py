@@ -27,12 +27,19 @@ def chosen(control: ControlSpec, proba: np.ndarray, threshold: float) -> list[st
 
 
 def prediction(
-    spec: LabelSpec, probas: Mapping[str, np.ndarray], row: int, *, model_version: str, threshold: float
+    spec: LabelSpec,
+    probas: Mapping[str, np.ndarray],
+    row: int,
+    *,
+    model_version: str,
+    threshold: float,
+    truncated: Mapping[str, np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """The LS prediction for task ``row`` (position in the request): one ``choices`` result per control.
 
     ``score`` is the lowest control confidence, so LS's "Uncertainty sampling" (score ascending) serves the
-    least certain task first.
+    least certain task first. ``truncated``: per control, (n_tasks,) bool; a text the model saw only in part
+    (longer than ``max_seq_length`` tokens) gets ``"truncated": true`` in its result's ``meta``.
     """
     results: list[dict[str, Any]] = []
     scores: list[float] = []
@@ -51,13 +58,21 @@ def prediction(
                 },
             }
         )
+        if truncated is not None and bool(truncated[control.name][row]):
+            results[-1]["meta"]["truncated"] = True
     return {"result": results, "score": round(min(scores), 6), "model_version": model_version}
 
 
 def served_summary(pred: dict[str, Any]) -> dict[str, Any]:
-    """What to remember of a served prediction: version, score and the choices per control."""
+    """What to remember of a served prediction: version, confidence, the choices and probabilities per control.
+
+    ``score`` is the lowest control confidence (a pushed prediction's own ``score`` is its queue position);
+    ``probabilities`` let the review queues judge the flag at the version that served it.
+    """
     return {
         "model_version": pred["model_version"],
-        "score": pred["score"],
+        "score": min((item["score"] for item in pred["result"]), default=pred["score"]),
         "choices": {item["from_name"]: item["value"]["choices"] for item in pred["result"]},
+        "probabilities": {item["from_name"]: item.get("meta", {}).get("probabilities", {}) for item in pred["result"]},
+        "truncated": [item["from_name"] for item in pred["result"] if item.get("meta", {}).get("truncated")],
     }

@@ -22,7 +22,7 @@ from backend.config import Settings
 from backend.labelstudio.client import LabelStudioClient
 from backend.labelstudio.label_config import LabelSpec
 from backend.labelstudio.payloads import control_text
-from backend.labelstudio.predictions import prediction
+from backend.labelstudio.predictions import prediction, served_summary
 from backend.models.classifier import TextClassifier
 from backend.ranking import Embed, RankInput, primary, rank, strategy_name
 from backend.store.records import ProjectRecord
@@ -64,6 +64,7 @@ def push_version(
     client.delete_predictions(project.id, sorted(set(previous) | {r["task"] for r in rows}))
     client.import_predictions(project.id, rows)
     store.set_pushed_tasks(project.id, [r["task"] for r in rows])
+    store.record_predictions({r["task"]: served_summary(r) for r in rows})  # what annotators will see
     version_set = False
     if rows:
         client.set_model_version(project.id, model.version)

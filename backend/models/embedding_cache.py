@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -22,10 +22,15 @@ def body_key(source: str) -> str:
 
 
 class EmbeddingCache:
-    """Encode through the store: cached vectors are read, missing ones encoded and written."""
+    """Encode through the store: cached vectors are read, missing ones encoded and written.
 
-    def __init__(self, store: SqlStore) -> None:
+    ``write`` stores new vectors (body key, text hash → float32 bytes); default ``store.put_embeddings``. The
+    serving path passes a ``batching.WriteBehind`` so a request does not wait for the commit.
+    """
+
+    def __init__(self, store: SqlStore, *, write: Callable[[str, dict[str, bytes]], None] | None = None) -> None:
         self.store = store
+        self.write = write or store.put_embeddings
 
     def encode(self, encoder: Encoder, texts: Sequence[str]) -> np.ndarray:
         """(len(texts), dim) float32 unit vectors, row i for texts[i]."""
@@ -38,6 +43,6 @@ class EmbeddingCache:
         if missing:
             fresh = encoder.encode(list(missing.values()))
             new = {h: fresh[i].astype(np.float32).tobytes() for i, h in enumerate(missing)}
-            self.store.put_embeddings(key, new)
+            self.write(key, new)
             found.update(new)
         return np.stack([np.frombuffer(found[h], dtype=np.float32) for h in hashes])

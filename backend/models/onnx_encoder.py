@@ -152,11 +152,27 @@ def _export_graph(module: Any, tokenizer: Any, names: tuple[str, ...], path: Pat
         )
 
 
+def fp32_nodes(graph: Any) -> list[str]:
+    """MatMul nodes kept in fp32 by ``_quantize``: the feed-forward down-projections (``…/output/dense``).
+
+    Their inputs are GELU outputs with a long tail, which one per-tensor activation scale resolves badly. On
+    MiniLM (ag_news, 400 texts) keeping these 6 of 36 weight MatMuls in fp32 raised the mean cosine to torch
+    from 0.992 to 0.996 and a 500-label logistic head's argmax agreement from 0.98 to 1.0.
+    """
+    return [
+        node.name
+        for node in graph.node
+        if node.op_type == "MatMul" and "/output/dense" in node.name and "/attention/" not in node.name
+    ]
+
+
 def _quantize(source: Path, target: Path) -> None:
-    """Per-channel dynamic int8 quantization of the weights (activations quantized at run time)."""
+    """Per-channel dynamic int8 quantization of the weights (activations quantized at run time) but ``fp32_nodes``."""
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(source, target, per_channel=True, weight_type=QuantType.QInt8)
+    keep = fp32_nodes(onnx.load(str(source), load_external_data=False).graph)
+    quantize_dynamic(source, target, per_channel=True, weight_type=QuantType.QInt8, nodes_to_exclude=keep)
 
 
 def _write_config(directory: Path, encoder: Encoder, names: tuple[str, ...], pooling: str, pad_token: str) -> None:
@@ -284,9 +300,17 @@ class OnnxEncoder:
     """The body as an ONNX Runtime session. Thread-safe: one batch loop at a time per encoder, like ``Encoder``."""
 
     def __init__(
-        self, session: Any, tokenizer: Any, config: Mapping[str, Any], *, source: str, batch_size: int
+        self,
+        session: Any,
+        tokenizer: Any,
+        config: Mapping[str, Any],
+        *,
+        source: str,
+        batch_size: int,
+        max_seq_length: int = 128,
     ) -> None:
         self.session = session
+        self.max_seq_length = max_seq_length
         self.tokenizer = tokenizer
         self.source = source
         self.batch_size = batch_size
@@ -304,8 +328,11 @@ class OnnxEncoder:
         max_seq_length: int = 128,
         batch_size: int = 32,
         threads: int | None = None,
+        source: str | None = None,
     ) -> OnnxEncoder:
         """Load what ``export_onnx`` wrote. ``precision``: "int8" or "fp32"; ``threads``: intra-op threads (≥ 1).
+
+        ``source`` names the body (embedding-cache key); default ``<directory>:<precision>``.
 
         Raises:
             OnnxModelError: a file is missing or unreadable, or an argument is out of range.
@@ -317,7 +344,8 @@ class OnnxEncoder:
         config = _read_config(directory, precision)
         session = _session(directory / MODEL_FILES[precision], threads)
         tokenizer = _tokenizer(directory, config, max_seq_length)
-        return cls(session, tokenizer, config, source=f"{directory}:{precision}", batch_size=batch_size)
+        name = source or f"{directory}:{precision}"
+        return cls(session, tokenizer, config, source=name, batch_size=batch_size, max_seq_length=max_seq_length)
 
     @property
     def dim(self) -> int:

@@ -234,7 +234,10 @@ class SqlStore:
             return [_annotation(r) for r in s.scalars(q)]
 
     def training_set(self, project_id: int) -> list[Example]:
-        """Per task, its newest usable (not cancelled, not deleted) annotation with the task's data."""
+        """Per task, its newest usable (not cancelled, not deleted) annotation with the task's data; moderator
+        verdicts override it for their control (``review_store.merge_moderator_labels``)."""
+        from backend.store.review_store import merge_moderator_labels
+
         with self._session() as s:
             q = (
                 select(orm.Annotation, orm.Task)
@@ -249,7 +252,7 @@ class SqlStore:
             latest: dict[int, Example] = {}
             for ann, task in s.execute(q):
                 latest[ann.task_id] = Example(task_id=task.id, data=dict(task.data), choices=dict(ann.choices))
-            return list(latest.values())
+            return merge_moderator_labels(s, project_id, latest.values())
 
     def count_annotations(self, project_id: int) -> int:
         """How many annotations the project has stored (deleted and cancelled included)."""

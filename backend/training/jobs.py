@@ -30,9 +30,9 @@ from backend.training.retention import prune_versions
 from backend.training.setfit_training import train_setfit
 
 log = logging.getLogger(__name__)
-FAST, SLOW, TRANSFORMER, PUSH, CATCHUP = "fast", "setfit", "transformer", "push", "catchup"
+FAST, SLOW, TRANSFORMER, PUSH, CATCHUP, REVIEW = "fast", "setfit", "transformer", "push", "catchup", "review"
 TRAINING_TIERS = (FAST, SLOW, TRANSFORMER)
-TIERS = (*TRAINING_TIERS, PUSH, CATCHUP)
+TIERS = (*TRAINING_TIERS, PUSH, CATCHUP, REVIEW)
 Progress = Callable[[float, str], None]
 
 
@@ -58,6 +58,10 @@ def train_project(services: Services, project_id: int, tier: str = SLOW, *, prog
         return served.version
     if tier == CATCHUP:
         return run_catch_up(services, project_id, spec)
+    if tier == REVIEW:  # moderation review: scan, score reports, mirror queues into Label Studio
+        from backend.review.job import run_review_job
+
+        return run_review_job(services, project_id, spec)
     examples = store.training_set(project_id)
     data = control_data(spec, examples, max_chars=settings.max_text_chars)
     version = f"{project_id}-{tier}-{store.count_versions(project_id, tier) + 1}"
@@ -77,8 +81,15 @@ def train_project(services: Services, project_id: int, tier: str = SLOW, *, prog
     if path.exists():
         shutil.rmtree(path)
     progress(0.9, "saving")
-    result.classifier.save(path, share_body=tier == FAST)
+    distilled = tier == TRANSFORMER and settings.distill
+    if distilled:  # keep the teacher next to the version; serve the small body with heads fit on its labels
+        result = _distill(services, project_id, spec, data, result, path / "teacher")
+    result.classifier.save(path, share_body=tier == FAST or distilled)
+    services.models.prepare_serving(project_id, result.classifier)  # new body: ONNX export + parity (issue #7)
     status, guard = _guard(services, tier, result, served, data)
+    from backend.review.training import review_metrics  # flag thresholds, label-error suspects, PSI reference
+
+    result.metrics.update(review_metrics(services, project_id, spec, result.classifier))
     store.add_version(_record(project_id, tier, version, result, str(path.resolve()), spec, status, guard))
     if status != "ready":
         log.info("%s not promoted: %s", version, guard)
@@ -90,6 +101,41 @@ def train_project(services: Services, project_id: int, tier: str = SLOW, *, prog
     progress(0.95, "pushing to Label Studio")
     sync_label_studio(services, project_id, spec, result.classifier)
     return version
+
+
+def _distill(
+    services: Services,
+    project_id: int,
+    spec: LabelSpec,
+    data: dict[str, ControlData],
+    teacher: TrainResult,
+    teacher_path: Path,
+) -> TrainResult:
+    """``distill``: the transformer version's labels on the pool, learnt by heads on the base (served) body."""
+    from backend.models.sequence import TransformerClassifier
+    from backend.training.transformer_training import distill
+
+    model = teacher.classifier
+    assert isinstance(model, TransformerClassifier)
+    model.save(teacher_path)
+    student = services.models.base_encoder()
+    pool = services.store.unlabeled_tasks(project_id, limit=services.settings.push_pool_limit)
+    control = next(c for c in spec.controls if c.name == model.control)
+    texts = [str(task.get(control.value_key, "")) for _, task in pool if control.value_key in task]
+    result = distill(
+        model,
+        student,
+        lambda t: services.embeddings.encode(student, t),
+        spec,
+        data,
+        texts,
+        services.settings,
+        model.version,
+    )
+    metrics = {**result.metrics}
+    metrics[model.control] = {**teacher.metrics.get(model.control, {}), **metrics.get(model.control, {})}
+    seconds = teacher.seconds + result.seconds
+    return TrainResult(result.classifier, metrics, teacher.label_counts, teacher.n_train, seconds)
 
 
 def mean_cv_accuracy(metrics: dict[str, Any]) -> float | None:

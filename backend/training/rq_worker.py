@@ -4,8 +4,9 @@ The database stays the only source of truth for a job (state, attempts, backoff,
 per-project rule); RQ is the transport that hands a job id to one worker process:
 
 - a web process queues a job in the database, then ``RQDispatcher.wake(job)`` enqueues the RQ job
-  ``run_training_job(job_id)`` under the id ``tagloop-job-<id>-a<attempt>`` (unique: a burst of labels joins one
-  database job and one RQ job);
+  ``run_training_job(job_id)`` under the id ``tagloop-<store>-job-<id>-a<attempt>`` on the queue
+  ``tagloop-training-<store>`` (``<store>`` tags the database, so stores sharing a Redis database stay apart; the id
+  is unique: a burst of labels joins one database job and one RQ job);
 - ``tagloop worker`` runs a ``TrainingRQWorker`` (RQ's ``SimpleWorker``: jobs run in the worker process itself,
   so loaded models stay loaded between jobs) that claims the database job by id and runs it with the same
   ``Worker.execute`` the in-process mode uses;
@@ -18,6 +19,7 @@ A lost RQ message, a Redis restart or a ``kill -9`` of a worker therefore delays
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from contextvars import ContextVar
@@ -43,9 +45,19 @@ def _redis(url: str) -> Any:
     return redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=30)
 
 
-def rq_job_id(job: JobRecord) -> str:
-    """The RQ job id of a database job's current attempt."""
-    return f"tagloop-job-{job.id}-a{job.attempts}"
+def store_namespace(database_url: str) -> str:
+    """A short, stable tag of the store: stores that share one Redis database never see each other's jobs."""
+    return hashlib.sha256(database_url.encode()).hexdigest()[:10]
+
+
+def queue_name(database_url: str) -> str:
+    """The RQ queue of one store's training jobs."""
+    return f"{QUEUE}-{store_namespace(database_url)}"
+
+
+def rq_job_id(job: JobRecord, database_url: str) -> str:
+    """The RQ job id of a database job's current attempt in the store at ``database_url``."""
+    return f"tagloop-{store_namespace(database_url)}-job-{job.id}-a{job.attempts}"
 
 
 class RQDispatcher:
@@ -56,7 +68,7 @@ class RQDispatcher:
 
         self.services = services
         self.connection = _redis(services.settings.redis_url)
-        self.queue = Queue(QUEUE, connection=self.connection)
+        self.queue = Queue(queue_name(services.settings.resolved_database_url), connection=self.connection)
 
     def wake(self, job: JobRecord | None = None) -> None:
         """Dispatch ``job`` (or every runnable job); a Redis failure is logged: the sweeper dispatches later."""
@@ -73,7 +85,7 @@ class RQDispatcher:
         from rq.exceptions import DuplicateJobError, NoSuchJobError
         from rq.job import Job
 
-        job_id = rq_job_id(job)
+        job_id = rq_job_id(job, self.services.settings.resolved_database_url)
         for _ in range(2):
             try:
                 self.queue.enqueue_call(

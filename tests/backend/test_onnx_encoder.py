@@ -1,7 +1,8 @@
 """ONNX export of the bundled MiniLM body: files, parity with torch (fp32 and int8), pooling, threads, errors.
 
 Measured on this machine (ag_news, head fitted on 60 torch embeddings, 200 other rows):
-fp32 min cosine 0.9999998, head agreement 1.0; int8 mean cosine 0.993, min 0.986, agreement 0.99, max |Δp| 0.07.
+fp32 min cosine 0.9999998, head agreement 1.0; int8 mean cosine 0.993, min 0.986, agreement 0.99, max |Δp| 0.07
+(all weight MatMuls int8; with the feed-forward down-projections kept fp32, mean cosine 0.996).
 The bounds below keep a margin under those numbers.
 """
 
@@ -24,6 +25,7 @@ from backend.models.onnx_encoder import (
     ParityReport,
     check_parity,
     export_onnx,
+    fp32_nodes,
     pool,
     pooling_from_config,
     read_pooling_mode,
@@ -67,9 +69,14 @@ def _texts(n: int, offset: int = N_TRAIN) -> list[str]:
 def test_export_writes_graphs_tokenizer_and_config(exported: Path, onnx_int8: OnnxEncoder) -> None:
     for name in ("model.onnx", "model.int8.onnx", "tokenizer.json", "onnx_config.json"):
         assert (exported / name).is_file(), name
-    assert (exported / "model.int8.onnx").stat().st_size < (exported / "model.onnx").stat().st_size / 3
+    # int8 weights, but the 6 feed-forward down-projections (1536 × 384 each) stay fp32 (``fp32_nodes``)
+    assert (exported / "model.int8.onnx").stat().st_size < (exported / "model.onnx").stat().st_size * 0.4
     assert onnx_int8.pooling == "mean" and onnx_int8.dim == 384
     assert onnx_int8.input_names == ("input_ids", "attention_mask", "token_type_ids")
+    import onnx
+
+    kept = fp32_nodes(onnx.load(str(exported / "model.onnx")).graph)
+    assert len(kept) == 6 and all("/output/dense/" in name and "attention" not in name for name in kept)
 
 
 @pytest.mark.model

@@ -57,9 +57,11 @@ def _queued_ids(services: Services) -> list[str]:
 
 
 def test_a_burst_of_requests_is_one_database_job_and_one_rq_job(scaled: Services) -> None:
-    assert [scaled.request_training(7, "catchup", f"label {i}") for i in range(5)] == ["queued"] + ["already_queued"] * 4
+    assert [scaled.request_training(7, "catchup", f"label {i}") for i in range(5)] == ["queued"] + [
+        "already_queued"
+    ] * 4
     (job,) = scaled.jobs.active(7)
-    assert _queued_ids(scaled) == [rq_job_id(job)]
+    assert _queued_ids(scaled) == [rq_job_id(job, scaled.settings.resolved_database_url)]
 
 
 def test_worker_runs_the_job_through_the_shared_code_path(scaled: Services) -> None:
@@ -105,4 +107,3 @@ def test_redis_down_loses_no_job(tmp_path: Path, postgres_url: str) -> None:
         assert job.state == "queued"  # a worker's sweeper dispatches it when Redis is back
     finally:
         services.close()
-

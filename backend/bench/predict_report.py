@@ -1,0 +1,73 @@
+"""Output of ``tagloop bench predict``: the one-line JSON ``summary`` and the readable ``table``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def summary(report: dict[str, Any]) -> dict[str, Any]:
+    """The one-line JSON: headline ratios and targets first, then the details."""
+    http, pipe, inproc, busy, acc = (report[k] for k in ("http", "pipeline", "inprocess", "busy", "accuracy"))
+
+    def ratio(a: dict[str, Any], b: dict[str, Any]) -> float:
+        return round(a["texts_per_s"] / b["texts_per_s"], 2)
+
+    return {
+        "ratio_vs_pipeline": ratio(http["b32"], pipe["b32"]),
+        "p50_ms": busy["p50_ms"],
+        "p99_ms": busy["p99_ms"],
+        "rss_mb": report["rss_serving_mb"],
+        "accuracy_delta_pp": round(100 * (acc["served"] - acc["torch_same_version"]), 2),
+        "accuracy_delta_vs_torch_trained_pp": (
+            round(100 * (acc["served"] - acc["torch_trained"]), 2) if acc["torch_trained"] is not None else None
+        ),
+        "ratios_vs_pipeline": {
+            "http_b32": ratio(http["b32"], pipe["b32"]),
+            "http_b1": ratio(http["b1"], pipe["b1"]),
+            "http_b1_concurrent": ratio(http["b1_concurrent"], pipe["b1"]),
+            "http_b32_cached": ratio(http["b32_cached"], pipe["b32"]),
+            "inprocess_b32": ratio(inproc["b32"], pipe["b32"]),
+            "inprocess_b1": ratio(inproc["b1"], pipe["b1"]),
+        },
+        "p50_idle_ms": http["b1"]["p50_ms"],
+        "p99_idle_ms": http["b1"]["p99_ms"],
+        "rss_training_mb": report["rss_training_mb"],
+        "served_body": report["serving"].get("served"),
+        **{k: report[k] for k in ("http", "inprocess", "pipeline", "busy", "accuracy", "version", "startup_s")},
+        "load_start": report["load_start"],
+        "load_end": report["load_end"],
+    }
+
+
+def table(report: dict[str, Any]) -> str:
+    """A readable table of the throughput/latency rows, then latency under training, memory and accuracy."""
+    lines = [f"{'':<34}{'batch':>6}{'texts/s':>10}{'p50 ms':>9}{'p99 ms':>9}"]
+    rows = [
+        ("tagloop /predict HTTP", report["http"]["b32"]),
+        ("tagloop /predict HTTP", report["http"]["b1"]),
+        (f"tagloop HTTP, {report['config']['clients']} concurrent clients", report["http"]["b1_concurrent"]),
+        ("tagloop HTTP, cached embeddings", report["http"]["b32_cached"]),
+        ("tagloop in-process", report["inprocess"]["b32"]),
+        ("tagloop in-process", report["inprocess"]["b1"]),
+        ("HF pipeline (torch)", report["pipeline"]["b32"]),
+        ("HF pipeline (torch)", report["pipeline"]["b1"]),
+    ]
+    for name, row in rows:
+        lines.append(f"{name:<34}{row['batch']:>6}{row['texts_per_s']:>10}{_ms(row['p50_ms'])}{_ms(row['p99_ms'])}")
+    busy, acc = report["busy"], report["accuracy"]
+    lines += [
+        f"single text while SetFit trains: p50 {busy['p50_ms']} ms, p99 {busy['p99_ms']} ms, max {busy['max_ms']} ms "
+        f"({busy['calls']} calls; training {busy['training_state_at_end']} at the end)",
+        f"web process peak RSS: {report['rss_serving_mb']} MB serving, {report['rss_training_mb']} MB after the "
+        + ("training in it" if report["config"]["worker"] == "inprocess" else "training in a `tagloop worker`"),
+        f"served body: {report['serving'].get('served')} ({report['serving'].get('reason')})",
+        f"accuracy on {acc['n_eval']} held-out rows: served {acc['served']:.4f}, same version on torch "
+        f"{acc['torch_same_version']:.4f}, heads fitted on torch {acc['torch_trained']}",
+        f"load average {report['load_start']['loadavg']} → {report['load_end']['loadavg']} "
+        f"on {report['load_start']['cpus']} CPUs",
+    ]
+    return "\n".join(lines)
+
+
+def _ms(value: float | None) -> str:
+    return f"{value:>9.2f}" if value is not None else f"{'-':>9}"

@@ -1,0 +1,172 @@
+"""Items entering the queues from Label Studio: annotations (webhook), served scores (/predict), scans (job).
+
+Called from request handlers, so each function does a few short queries and never loads a model.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from backend.labelstudio.label_config import LabelSpec
+from backend.labelstudio.payloads import control_text
+from backend.review.moderation import Moderation, moderation_control, moderation_for
+from backend.review.queues import (
+    FALSE_NEGATIVE,
+    FALSE_POSITIVE,
+    LOW_CONFIDENCE,
+    Route,
+    near_threshold,
+    route_disagreement,
+)
+from backend.review.records import NewItem
+from backend.store.records import AnnotationRecord, ProjectRecord
+from backend.store.review_store import ReviewStore
+
+if TYPE_CHECKING:
+    from backend.services import Services
+
+log = logging.getLogger(__name__)
+REVIEW = "review"
+"""Job tier of the review job (scan, scoring of reported items, Label Studio sync)."""
+
+
+def review_store(services: Services) -> ReviewStore:
+    """The review tables on the services' database."""
+    return ReviewStore(services.store)
+
+
+def version_moderation(services: Services, spec: LabelSpec, model_version: str) -> Moderation | None:
+    """The moderation control with the thresholds stored for ``model_version`` (defaults if it has none)."""
+    record = services.store.get_version(model_version) if model_version else None
+    return moderation_for(spec, services.settings.harmful_label_set, record.metrics if record else None)
+
+
+@dataclass(frozen=True)
+class _Judged:
+    """A served prediction judged against a human label."""
+
+    mod: Moderation
+    version: str
+    by_label: dict[str, float]
+    flagged: list[str]
+    route: Route | None
+
+
+def _judge(
+    services: Services, spec: LabelSpec, control: str, pred: Mapping[str, Any], human: list[str]
+) -> _Judged | None:
+    probs = pred.get("probabilities", {}).get(control)
+    if not isinstance(probs, dict) or not probs:
+        return None  # served before tagloop kept probabilities
+    version = str(pred.get("model_version", ""))
+    mod = version_moderation(services, spec, version)
+    if mod is None:
+        return None
+    by_label = {h: float(probs.get(h, 0.0)) for h in mod.harmful}
+    flagged = mod.flags(by_label)
+    return _Judged(mod, version, by_label, flagged, route_disagreement(mod, flagged, human, by_label))
+
+
+def route_annotation(
+    services: Services, project: ProjectRecord, spec: LabelSpec, record: AnnotationRecord
+) -> dict[str, Any] | None:
+    """Compare a human label with the prediction tagloop served for the task (at the version that served it):
+    a disagreement on a harmful label opens a false-positive or false-negative item. An open FP/FN item of the
+    task that no longer applies, and a low-confidence item (the human has now decided), are dismissed."""
+    control = moderation_control(spec, services.settings.harmful_label_set)
+    if control is None or record.was_cancelled or control.name not in record.choices:
+        return None
+    reviews = review_store(services)
+    served = reviews.served_prediction(record.task_id)
+    if served is None:
+        return None
+    data, pred = served
+    human = list(record.choices[control.name])
+    judged = _judge(services, spec, control.name, pred, human) if pred else None
+    route = judged.route if judged else None
+    keep = route.queue if route else None
+    stale = [
+        i.id
+        for i in reviews.open_task_items(project.id, record.task_id)
+        if i.queue == LOW_CONFIDENCE or (i.queue in (FALSE_POSITIVE, FALSE_NEGATIVE) and i.queue != keep)
+    ]
+    reviews.dismiss(stale, f"annotation {record.id} by {record.author or 'an annotator'} changed the task's label")
+    if judged is None or route is None:
+        return None
+    text = control_text(control, data, task_ref=f"task {record.task_id}", max_chars=services.settings.max_text_chars)
+    item, created = reviews.upsert_open_item(
+        NewItem(
+            project_id=project.id,
+            queue=route.queue,
+            control=control.name,
+            value_key=control.value_key,
+            text=text,
+            source="webhook",
+            predicted=judged.flagged,
+            human=human,
+            score=judged.mod.harm_score(judged.by_label),
+            margin=route.margin,
+            model_version=judged.version,
+            reason=f"{route.reason} (annotation {record.id})",
+            reporter=record.author,
+            task_id=record.task_id,
+        )
+    )
+    services.request_training(project.id, REVIEW, f"{route.queue} item {item.id}")
+    return {"queue": route.queue, "item": item.id, "created": created}
+
+
+def record_served(
+    services: Services, project: ProjectRecord, spec: LabelSpec, probas: Mapping[str, np.ndarray], version: str
+) -> None:
+    """Keep the score of each served prediction for PSI: the harm score on a moderated project, else the top
+    probability of the first control."""
+    control = moderation_control(spec, services.settings.harmful_label_set)
+    if control is not None:
+        mod = moderation_for(spec, services.settings.harmful_label_set)
+        scores = mod.harm_scores(probas[control.name]) if mod is not None else np.zeros(0)
+    else:
+        scores = probas[spec.controls[0].name].max(axis=1)
+    review_store(services).add_scores(project.id, version, "served", scores.tolist())
+
+
+def scan_low_confidence(services: Services, project: ProjectRecord, spec: LabelSpec, version: str) -> int:
+    """Open a low-confidence item for every unlabeled task whose prediction by ``version`` has a harmful label
+    within ``review_low_confidence_band`` of its threshold; returns how many items are new."""
+    mod = version_moderation(services, spec, version)
+    if mod is None:
+        return 0
+    reviews = review_store(services)
+    band, created = services.settings.review_low_confidence_band, 0
+    for task_id, data, pred in reviews.unlabeled_predictions(project.id, version):
+        probs = pred.get("probabilities", {}).get(mod.control.name)
+        if not isinstance(probs, dict) or not probs:
+            continue
+        by_label = {h: float(probs.get(h, 0.0)) for h in mod.harmful}
+        route = near_threshold(mod, by_label, band)
+        if route is None or mod.control.value_key not in data:
+            continue
+        text = control_text(mod.control, data, task_ref=f"task {task_id}", max_chars=services.settings.max_text_chars)
+        _, new = reviews.upsert_open_item(
+            NewItem(
+                project_id=project.id,
+                queue=LOW_CONFIDENCE,
+                control=mod.control.name,
+                value_key=mod.control.value_key,
+                text=text,
+                source="scan",
+                predicted=mod.flags(by_label),
+                score=mod.harm_score(by_label),
+                margin=route.margin,
+                model_version=version,
+                reason=route.reason,
+                task_id=task_id,
+            )
+        )
+        created += int(new)
+    return created

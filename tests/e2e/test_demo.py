@@ -1,0 +1,134 @@
+"""`tagloop demo` as a user runs it: real Label Studio and tagloop processes, a project of ag_news, the printed
+credentials logging in, `--check` passing, and Ctrl-C leaving no process behind."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import IO
+
+import pytest
+import requests
+
+from tests.conftest import SHARED_DATA, read_rows
+from tests.e2e.harness import REPO, ensure_label_studio_venv
+
+LS_VENV = Path(os.environ.get("TAGLOOP_LS_VENV", REPO / ".ls-venv"))
+N_TASKS = "40"
+
+
+def demo_command(data_dir: Path, *args: str) -> list[str]:
+    data = str(SHARED_DATA / "ag_news" / "ag_news.csv")
+    return [sys.executable, "-m", "backend", "demo", "--data-dir", str(data_dir), "--data", data, "--n", N_TASKS, *args]
+
+
+def demo_env() -> dict[str, str]:
+    return {**os.environ, "TAGLOOP_LS_VENV": str(LS_VENV), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+
+
+def field(output: str, name: str) -> str:
+    match = re.search(rf"^{name}\s+(\S+)", output, re.MULTILINE)
+    assert match, f"no {name!r} line in:\n{output}"
+    return match.group(1)
+
+
+def can_log_in(ls_url: str, user: str, password: str) -> bool:
+    """The web login form accepts the printed credentials (a wrong password stays on /user/login/)."""
+    with requests.Session() as web:
+        web.get(f"{ls_url}/user/login/", timeout=30)
+        answer = web.post(
+            f"{ls_url}/user/login/",
+            data={"email": user, "password": password, "csrfmiddlewaretoken": web.cookies["csrftoken"]},
+            headers={"Referer": f"{ls_url}/user/login/"},
+            timeout=30,
+        )
+        return answer.ok and "/user/login" not in answer.url
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.fixture(scope="module")
+def ls_venv() -> Path:
+    read_rows("ag_news", 1)  # skips when ../shared/data is absent
+    ensure_label_studio_venv(LS_VENV)
+    return LS_VENV
+
+
+def test_bad_config_fails_before_starting_anything(tmp_path: Path) -> None:
+    done = subprocess.run(
+        demo_command(tmp_path, "--check", "--config", "no_such_config"),
+        capture_output=True, text=True, env=demo_env(), cwd=REPO, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "config: got 'no_such_config', expected one of" in done.stdout and "news_topics" in done.stdout
+    assert not (tmp_path / "demo" / "label-studio").exists()
+
+
+def test_demo_check_then_serve_until_ctrl_c(ls_venv: Path, tmp_path: Path) -> None:
+    # 1. `--check` from an empty work dir (Label Studio migrates a fresh database)
+    done = subprocess.run(
+        demo_command(tmp_path, "--check"), capture_output=True, text=True, env=demo_env(), cwd=REPO, timeout=420,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["check"] == "ok" and re.fullmatch(r"\d+-zeroshot-[0-9a-f]+", result["model_version"])
+    assert set(result["choices"]) <= {"World", "Sports", "Business", "Sci/Tech"} and len(result["choices"]) == 1
+    assert result["score"] == 0.0  # the head of tagloop's queue (score = queue position / K)
+    assert "check passed" in done.stdout and not (tmp_path / "demo" / "demo.pid").exists()
+    first_project = field(done.stdout, "project").rstrip(":")
+    print(f"\ntagloop demo --check, empty work dir: ready in {result['ready_seconds']} s")
+
+    # 2. the interactive demo in the same work dir (Label Studio restarts on its kept data), stopped by Ctrl-C
+    proc = subprocess.Popen(
+        demo_command(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=demo_env(), cwd=REPO
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=pump, args=(proc.stdout, lines), daemon=True).start()
+    output, deadline = "", time.monotonic() + 300
+    try:
+        while "Press Ctrl-C" not in output:
+            assert time.monotonic() < deadline and proc.poll() is None, f"demo never got ready:\n{output}"
+            with contextlib.suppress(queue.Empty):
+                output += lines.get(timeout=1)
+        ls_url = field(output, "Label Studio").split("/projects/")[0]
+        pids = [int(p) for p in re.findall(r"pid (\d+)", field_line(output, "processes"))]
+        assert len(pids) == 2 and all(group_alive(p) for p in pids)
+        assert can_log_in(ls_url, field(output, "user"), field(output, "password"))
+        assert not can_log_in(ls_url, field(output, "user"), "wrong-password")
+        assert field(output, "project").rstrip(":") != first_project  # the check run's project was replaced
+        ready = float(re.search(r"ready in ([\d.]+) s", output).group(1))  # type: ignore[union-attr]
+        print(f"tagloop demo, Label Studio data kept: ready in {ready} s")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(60)
+    assert code == 130, output
+    assert not any(group_alive(p) for p in pids), "a server process outlived the demo"
+    assert not (tmp_path / "demo" / "demo.pid").exists()
+
+
+def pump(stream: IO[str] | None, lines: queue.Queue[str]) -> None:
+    """Copy ``stream``'s lines into ``lines`` until it ends."""
+    for line in stream or ():
+        lines.put(line)
+
+
+def field_line(output: str, name: str) -> str:
+    match = re.search(rf"^{name}\s+(.*)$", output, re.MULTILINE)
+    assert match, f"no {name!r} line in:\n{output}"
+    return match.group(1)
