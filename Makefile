@@ -12,7 +12,7 @@ STAMP  := $(VENV)/.tagloop-installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: serve test setup setup-ls services lint typecheck pytest clean
+.PHONY: serve test setup setup-ls services tools lint typecheck pytest clean
 
 setup: $(STAMP)
 
@@ -36,6 +36,10 @@ services:
 	@pg_isready -q -h 127.0.0.1 -p 5432 || pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start
 	@redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 || redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log
 
+# docker-compose (Debian's 1.29) validates docker/compose.yaml in the tests; best effort: the test skips without it
+tools:
+	@command -v docker-compose >/dev/null 2>&1 || apt-get install -y -q docker-compose >/dev/null 2>&1 || echo "docker-compose could not be installed: tests/backend/test_docker_files.py skips its compose check"
+
 lint: setup
 	$(BIN)/ruff check backend strategies tests docker
 	$(BIN)/ruff format --check backend strategies tests docker
@@ -43,7 +47,7 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
-pytest: setup setup-ls services
+pytest: setup setup-ls services tools
 	TAGLOOP_LS_VENV=$(abspath $(LS_VENV)) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest
