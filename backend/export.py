@@ -21,7 +21,11 @@ FORMATS = ("csv", "jsonl")
 
 
 def export_labels(services: Services, project_id: int, out: Path, fmt: str) -> Path:
-    """One row per stored annotation: task, text, choices, who, when, status, and what tagloop had predicted."""
+    """One row per stored annotation (``provenance`` ``annotator``: task, text, choices, who, when, status, what
+    tagloop had predicted), then one per moderator verdict (``moderator``: it overrides the annotator's choices of
+    its control for that text in training)."""
+    from backend.store.review_store import ReviewStore
+
     if fmt not in FORMATS:
         raise NotFound(f"format: got {fmt!r}, expected one of {list(FORMATS)}")
     store = services.store
@@ -32,6 +36,7 @@ def export_labels(services: Services, project_id: int, out: Path, fmt: str) -> P
         pred = served.get(ann.task_id) or {}
         rows.append(
             {
+                "provenance": "annotator",
                 "annotation_id": ann.id,
                 "task_id": ann.task_id,
                 "data": data,
@@ -41,6 +46,26 @@ def export_labels(services: Services, project_id: int, out: Path, fmt: str) -> P
                 "updated_at": ann.ls_updated_at,
                 "was_cancelled": ann.was_cancelled,
                 "deleted": ann.deleted,
+                "predicted_by": pred.get("model_version"),
+                "predicted": pred.get("choices"),
+                "predicted_score": pred.get("score"),
+            }
+        )
+    for verdict in ReviewStore(store).moderator_labels(project_id):
+        pred = (served.get(verdict.task_id) if verdict.task_id is not None else None) or {}
+        rows.append(
+            {
+                "provenance": "moderator",
+                "annotation_id": None,
+                "task_id": verdict.task_id,
+                "data": (store.get_task(verdict.task_id) if verdict.task_id is not None else None)
+                or {verdict.value_key: verdict.text},
+                "choices": {verdict.control: list(verdict.labels)},
+                "author": verdict.moderator,
+                "created_at": None,
+                "updated_at": None,
+                "was_cancelled": False,
+                "deleted": False,
                 "predicted_by": pred.get("model_version"),
                 "predicted": pred.get("choices"),
                 "predicted_score": pred.get("score"),

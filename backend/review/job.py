@@ -1,4 +1,5 @@
-"""The review job (tier ``review``, run by any worker): scan for low-confidence flags, score reported items,
+"""The review job (tier ``review``, run by any worker): scan for low-confidence flags and for labeled tasks whose
+served prediction the label contradicts (labels that came without a webhook), score reported items,
 mirror the queues into Label Studio's review projects, read back verdicts, prune served scores."""
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from backend.labelstudio.label_config import LabelSpec
 from backend.review.labelstudio import ReviewProjects
 from backend.review.moderation import moderation_control
 from backend.review.queues import DEFAULT_ORDER, QUEUES, order_items, route_disagreement
-from backend.review.routing import review_store, scan_low_confidence, version_moderation
+from backend.review.routing import review_store, scan_disagreements, scan_low_confidence, version_moderation
 from backend.review.verdicts import apply_verdict, moderator_of, source_control, verdict_labels
 from backend.store.records import ProjectRecord
 from backend.store.review_store import OPEN
@@ -37,10 +38,14 @@ def run_review_job(services: Services, project_id: int, spec: LabelSpec) -> str:
         return "review: project not moderated"
     version = services.models.served_version(project, spec)
     low = scan_low_confidence(services, project, spec, version)
+    missed = scan_disagreements(services, project, spec)
     scored = score_reported(services, project, spec)
     review_store(services).prune_served(project_id, version, keep=services.settings.psi_window * KEEP_SERVED_WINDOWS)
     synced = sync_label_studio(services, project, spec)
-    return f"review: {low} low-confidence items, {scored} reported items scored, {synced}"
+    return (
+        f"review: {low} low-confidence items, {missed} FP/FN items from labeled tasks, "
+        f"{scored} reported items scored, {synced}"
+    )
 
 
 def score_reported(services: Services, project: ProjectRecord, spec: LabelSpec) -> int:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -58,13 +58,22 @@ class _Judged:
 
 
 def _judge(
-    services: Services, spec: LabelSpec, control: str, pred: Mapping[str, Any], human: list[str]
+    services: Services,
+    spec: LabelSpec,
+    control: str,
+    pred: Mapping[str, Any],
+    human: list[str],
+    mods: dict[str, Moderation | None] | None = None,
 ) -> _Judged | None:
+    """``mods``: a cache of ``version_moderation`` by version (scans judge many predictions of few versions)."""
     probs = pred.get("probabilities", {}).get(control)
     if not isinstance(probs, dict) or not probs:
         return None  # served before tagloop kept probabilities
     version = str(pred.get("model_version", ""))
-    mod = version_moderation(services, spec, version)
+    mods = {} if mods is None else mods
+    if version not in mods:
+        mods[version] = version_moderation(services, spec, version)
+    mod = mods[version]
     if mod is None:
         return None
     by_label = {h: float(probs.get(h, 0.0)) for h in mod.harmful}
@@ -99,26 +108,66 @@ def route_annotation(
     if judged is None or route is None:
         return None
     text = control_text(control, data, task_ref=f"task {record.task_id}", max_chars=services.settings.max_text_chars)
-    item, created = reviews.upsert_open_item(
-        NewItem(
-            project_id=project.id,
-            queue=route.queue,
-            control=control.name,
-            value_key=control.value_key,
-            text=text,
-            source="webhook",
-            predicted=judged.flagged,
-            human=human,
-            score=judged.mod.harm_score(judged.by_label),
-            margin=route.margin,
-            model_version=judged.version,
-            reason=f"{route.reason} (annotation {record.id})",
-            reporter=record.author,
-            task_id=record.task_id,
-        )
-    )
+    new = _disagreement(project.id, judged, route, text, human, record.task_id, "webhook")
+    reason = f"{route.reason} (annotation {record.id})"
+    item, created = reviews.upsert_open_item(replace(new, reason=reason, reporter=record.author))
     services.request_training(project.id, REVIEW, f"{route.queue} item {item.id}")
     return {"queue": route.queue, "item": item.id, "created": created}
+
+
+def _disagreement(
+    project_id: int, judged: _Judged, route: Route, text: str, human: list[str], task_id: int, source: str
+) -> NewItem:
+    """The FP/FN item of a served prediction a human label contradicts."""
+    control = judged.mod.control
+    return NewItem(
+        project_id=project_id,
+        queue=route.queue,
+        control=control.name,
+        value_key=control.value_key,
+        text=text,
+        source=source,
+        predicted=judged.flagged,
+        human=human,
+        score=judged.mod.harm_score(judged.by_label),
+        margin=route.margin,
+        model_version=judged.version,
+        reason=route.reason,
+        task_id=task_id,
+    )
+
+
+def scan_disagreements(services: Services, project: ProjectRecord, spec: LabelSpec) -> int:
+    """Open FP/FN items for labeled tasks whose served prediction the label contradicts and that never had an
+    FP/FN item: labels that reached tagloop without a webhook (catch-up, or a webhook Label Studio dropped).
+    Texts a moderator has decided are skipped. Returns how many items were opened."""
+    control = moderation_control(spec, services.settings.harmful_label_set)
+    if control is None:
+        return 0
+    reviews = review_store(services)
+    decided = {(m.value_key, m.text) for m in reviews.moderator_labels(project.id) if m.control == control.name}
+    seen = reviews.tasks_with_items(project.id, (FALSE_POSITIVE, FALSE_NEGATIVE))
+    todo = [
+        ex
+        for ex in services.store.training_set(project.id)
+        if ex.task_id > 0
+        and ex.task_id not in seen
+        and control.name in ex.choices
+        and control.value_key in ex.data
+        and (control.value_key, ex.data[control.value_key]) not in decided
+    ]
+    served, created = reviews.predictions_of(project.id, [ex.task_id for ex in todo]), 0
+    mods: dict[str, Moderation | None] = {}
+    for ex in todo:
+        human = list(ex.choices[control.name])
+        pred = served.get(ex.task_id)
+        judged = _judge(services, spec, control.name, pred, human, mods) if pred else None
+        if judged is None or judged.route is None:
+            continue
+        text = control_text(control, ex.data, task_ref=f"task {ex.task_id}", max_chars=services.settings.max_text_chars)
+        new = _disagreement(project.id, judged, judged.route, text, human, ex.task_id, "scan")
+        created += int(reviews.upsert_open_item(replace(new, reason=f"{new.reason} (scan of labeled tasks)"))[1])
+    return created
 
 
 def record_served(

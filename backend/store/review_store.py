@@ -1,7 +1,8 @@
 """Moderation review persistence: queue items, review projects in Label Studio, moderator labels, served scores.
 
-Tables (migration 0008) are declared here on the shared declarative ``Base``; ``ReviewStore`` is the only code
-that opens sessions on them (one short transaction per method) and returns frozen records, never ORM rows.
+Tables (migration 0008, which also creates their indexes) are declared here on the shared declarative ``Base``;
+``ReviewStore`` is the only code that opens sessions on them (one short transaction per method) and returns
+frozen records, never ORM rows.
 Times are Unix seconds (floats), comparable the same way on SQLite and PostgreSQL.
 
 Index spaces: ``task_id`` is a Label Studio task id of the *source* project; ``ls_project_id``/``ls_task_id``
@@ -23,6 +24,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    UniqueConstraint,
     delete,
     func,
     insert,
@@ -52,6 +54,7 @@ class ReviewItem(Base):
     """A text waiting for (or given) a moderator's verdict in one queue."""
 
     __tablename__ = "review_items"
+    __table_args__ = (UniqueConstraint("project_id", "external_id", name="uq_review_items_external_id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     project_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("projects.id", ondelete="CASCADE"))
@@ -89,6 +92,7 @@ class ReviewProject(Base):
     """The Label Studio project that holds one queue of one source project."""
 
     __tablename__ = "review_projects"
+    __table_args__ = (UniqueConstraint("project_id", "queue", name="uq_review_projects_queue"),)
 
     ls_project_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     project_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("projects.id", ondelete="CASCADE"))
@@ -102,6 +106,7 @@ class ModeratorLabel(Base):
     """A moderator's verdict on a text: a training label with provenance ``moderator``."""
 
     __tablename__ = "moderator_labels"
+    __table_args__ = (UniqueConstraint("project_id", "control", "text_key", name="uq_moderator_labels_text"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     project_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("projects.id", ondelete="CASCADE"))
@@ -403,6 +408,30 @@ class ReviewStore:
                 for tid, data, pred in s.execute(q)
                 if isinstance(pred, dict) and pred.get("model_version") == model_version
             ]
+
+    def predictions_of(self, project_id: int, task_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+        """``{task_id: last served prediction}`` of those of ``task_ids`` that have one."""
+        out: dict[int, dict[str, Any]] = {}
+        ids = list(task_ids)
+        with self.store.session() as s:
+            for start in range(0, len(ids), 500):
+                q = select(orm.Task.id, orm.Task.prediction).where(
+                    orm.Task.project_id == project_id,
+                    orm.Task.id.in_(ids[start : start + 500]),
+                    orm.Task.prediction.is_not(None),
+                )
+                out.update((int(tid), dict(pred)) for tid, pred in s.execute(q) if isinstance(pred, dict))
+        return out
+
+    def tasks_with_items(self, project_id: int, queues: Sequence[str]) -> set[int]:
+        """Source task ids that have an item (any state) in one of ``queues``."""
+        with self.store.session() as s:
+            q = select(ReviewItem.task_id).where(
+                ReviewItem.project_id == project_id,
+                ReviewItem.queue.in_(list(queues)),
+                ReviewItem.task_id.is_not(None),
+            )
+            return {int(t) for t in s.scalars(q) if t is not None}
 
     def task_sample(self, project_id: int, n: int, seed: int) -> list[dict[str, Any]]:
         """The data of ``n`` of the project's known tasks drawn at random (all when it has fewer)."""

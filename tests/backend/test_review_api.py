@@ -4,6 +4,7 @@ into training, scans, PSI in status and the slice audit."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,10 +13,12 @@ import pytest
 
 from backend.app import create_app
 from backend.config import Settings
+from backend.export import export_labels
 from backend.models.encoder import Encoder
 from backend.review.records import ReviewProjectRecord
 from backend.review.routing import review_store
 from backend.services import Services, build_services
+from backend.store import AnnotationRecord
 from backend.store.jobs import JobRecord
 from backend.training.jobs import REVIEW, train_project
 from tests.conftest import config_xml, read_rows
@@ -191,6 +194,14 @@ def flagged_safe(client: Any, pool: list[dict[str, Any]]) -> dict[str, Any]:
     return best[1]
 
 
+def disagreement(probs: dict[str, float], human: str, thresholds: dict[str, float]) -> str | None:
+    """The queue a human label sends a served prediction to (None: they agree on flag / no flag)."""
+    flagged = any(probs[h] >= thresholds.get(h, 0.5) for h in ("Potentially Harmful", "Violating"))
+    if flagged != (human != "Safe"):
+        return "false_positive" if flagged else "false_negative"
+    return None
+
+
 @pytest.mark.model
 def test_overturned_flag_goes_to_fp_queue_and_a_verdict_trains_a_new_version(loop: Any) -> None:
     client, services, pool = loop
@@ -234,6 +245,14 @@ def test_overturned_flag_goes_to_fp_queue_and_a_verdict_trains_a_new_version(loo
     assert metrics["review"]["moderator_labels"] == 1
     labels = {ex.task_id: ex.choices for ex in services.store.training_set(PID)}
     assert labels[row["task"]] == {"moderation": ["Safe"]}
+    exported = export_labels(services, PID, services.settings.data_dir / "export", "jsonl").read_text().splitlines()
+    (mod,) = [r for r in map(json.loads, exported) if r["provenance"] == "moderator"]
+    assert (mod["task_id"], mod["choices"], mod["author"]) == (
+        row["task"],
+        {"moderation": ["Safe"]},
+        "moderator@example.com",
+    )
+    assert mod["predicted_by"] == version
 
 
 @pytest.mark.model
@@ -247,8 +266,23 @@ def test_changed_label_dismisses_and_scans_fill_the_other_queues(loop: Any) -> N
     fp = client.get(f"/api/projects/{PID}/review", headers=AUTH).json["queues"]["false_positive"]
     assert (fp["open"], fp["dismissed"]) == (0, 1)
 
+    # a label that arrives without a webhook (a catch-up from Label Studio's API) and contradicts the served flag
+    thresholds = client.get(f"/api/projects/{PID}/review", headers=AUTH).json["thresholds_in_force"]
+    missed = next(
+        (r, queue)
+        for r in pool
+        if r["task"] != row["task"]
+        and (queue := disagreement(r["pred"]["result"][0]["meta"]["probabilities"], DAVIDSON[r["label"]], thresholds))
+    )
+    (silent, queue) = missed
+    choices = {"moderation": [DAVIDSON[silent["label"]]]}
+    services.store.upsert_annotation(AnnotationRecord(id=6000, project_id=PID, task_id=silent["task"], choices=choices))
+
     summary = train_project(services, PID, REVIEW)  # scan: the served version's unlabeled predictions
-    assert summary.startswith("review: ") and "not mirrored" in summary
+    assert summary.startswith("review: ") and "not mirrored" in summary and "1 FP/FN items from labeled" in summary
+    (found,) = client.get(f"/api/projects/{PID}/review?queue={queue}", headers=AUTH).json["items"]
+    assert (found["task_id"], found["source"], found["human"]) == (silent["task"], "scan", choices["moderation"])
+    assert train_project(services, PID, REVIEW).startswith("review: 0 low-confidence items, 0 FP/FN")  # once only
     low = client.get(f"/api/projects/{PID}/review?queue=low_confidence", headers=AUTH).json["items"]
     band = services.settings.review_low_confidence_band
     assert low and all(0 <= i["margin"] <= band for i in low)
@@ -273,8 +307,7 @@ def test_psi_in_status_is_higher_for_a_shifted_stream(loop: Any) -> None:
     shifted = drift_after([r["text"] for r in read_rows("sms_spam", 200)])
     assert shifted["n_current"] > same["n_current"] and shifted["psi"] > same["psi"]
     assert same["bands"] == [0.1, 0.25] and shifted["band"] in ("moderate", "major")
-    scraped = client.get("/metrics").get_data(as_text=True)  # the same PSI as a metric
-    print(scraped)
+    scraped = client.get("/metrics", headers=AUTH).get_data(as_text=True)  # the same PSI as a metric
     (line,) = [s for s in scraped.splitlines() if s.startswith("tagloop_psi{")]
     assert f'project="{PID}"' in line and f'version="{version}"' in line
     assert float(line.rsplit(" ", 1)[1]) == pytest.approx(shifted["psi"], abs=1e-4)

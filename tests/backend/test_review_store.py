@@ -116,3 +116,16 @@ def test_review_projects_and_served_scores(store: SqlStore) -> None:
     assert reviews.scores(1, "v1", "reference", newest=10) == [0.3]
     assert reviews.prune_served(1, "v1", keep=2) == 2
     assert reviews.scores(1, "v1", "served", newest=10) == [0.8, 0.7]
+
+
+def test_served_predictions_and_tasks_with_items_for_the_disagreement_scan(store: SqlStore) -> None:
+    reviews = ReviewStore(store)
+    store.upsert_tasks(1, [(10, {"text": "you are trash"}), (11, {"text": "hello"}), (12, {"text": "hi"})])
+    store.record_predictions({10: {"model_version": "v1", "probabilities": {"moderation": {"Violating": 0.9}}}})
+    assert reviews.predictions_of(1, [10, 11, 99]) == {
+        10: {"model_version": "v1", "probabilities": {"moderation": {"Violating": 0.9}}}
+    }
+    fp, _ = reviews.upsert_open_item(item())
+    reviews.upsert_open_item(item("low_confidence", task=11))
+    reviews.dismiss([fp.id], "label changed")
+    assert reviews.tasks_with_items(1, ("false_positive", "false_negative")) == {10}  # any state counts
