@@ -117,6 +117,8 @@ class Settings:
     """Per harmful label, the flag threshold is chosen to reach this cross-validated precision."""
     review_low_confidence_band: float = 0.1
     """Flags whose score is within this distance of the threshold go to the low-confidence queue."""
+    review_scan_every_s: float = 300.0
+    """Least time between two review jobs of a moderated project run by idle workers (0: only on events)."""
     psi_bands: str = "0.1,0.25"
     """PSI thresholds: below the first is stable, between is moderate drift, above the second is major drift."""
     review_max_fp_rate: float = 0.0
@@ -155,7 +157,7 @@ class Settings:
         for name in ("transformer_learning_rate",):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{name}: got {getattr(self, name)}, expected a number > 0")
-        for name in ("batch_max_wait_ms", "inference_threads", "review_low_confidence_band"):
+        for name in ("batch_max_wait_ms", "inference_threads", "review_low_confidence_band", "review_scan_every_s"):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{name}: got {getattr(self, name)}, expected a number >= 0")
         for name in ("transformer_epochs", "transformer_batch_size", "transformer_patience"):

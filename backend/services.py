@@ -55,6 +55,31 @@ class Services:
         self.request_training(project.id, "catchup", "periodic catch-up")
         return True
 
+    def review_scan_if_due(self, project: ProjectRecord) -> bool:
+        """Queue the review job of a moderated project when its last one is older than ``review_scan_every_s``
+        (called by idle workers: the periodic scan of served predictions, on top of the event-driven runs)."""
+        every = self.settings.review_scan_every_s
+        if every <= 0:
+            return False
+        last = self.jobs.latest(project.id, "review")
+        if last is not None and (last.state in ("queued", "running") or (last.finished_at or 0) > time.time() - every):
+            return False
+        if last is None and project.current_version is None:
+            return False  # nothing served yet: the first version's training queues the first review job
+        from backend.labelstudio.label_config import parse_label_config
+        from backend.review.moderation import moderation_control
+
+        if moderation_control(parse_label_config(project.label_config), self.settings.harmful_label_set) is None:
+            return False
+        self.request_training(project.id, "review", "periodic review scan")
+        return True
+
+    def upkeep(self) -> None:
+        """What an idle worker schedules for every project: due catch-ups and due review scans."""
+        for project in self.store.list_projects():
+            self.catch_up_if_due(project)
+            self.review_scan_if_due(project)
+
     def wait_idle(self, timeout: float, project_id: int | None = None) -> bool:
         """Block until no job (of the project) is queued or running; False on timeout (CLI and tests)."""
         deadline = time.monotonic() + timeout

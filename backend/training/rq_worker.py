@@ -11,7 +11,8 @@ per-project rule); RQ is the transport that hands a job id to one worker process
   so loaded models stay loaded between jobs) that claims the database job by id and runs it with the same
   ``Worker.execute`` the in-process mode uses;
 - a sweeper thread in the worker process requeues jobs of dead workers (heartbeat older than ``job_stale_s``),
-  re-dispatches queued jobs whose RQ message was lost or whose backoff has passed, and schedules catch-ups.
+  re-dispatches queued jobs whose RQ message was lost or whose backoff has passed, and schedules catch-ups and
+  review scans.
 
 A lost RQ message, a Redis restart or a ``kill -9`` of a worker therefore delays a job by at most
 ``worker_poll_s`` (or ``job_stale_s`` for a job that was running), and never loses or duplicates it.
@@ -174,8 +175,7 @@ class Sweeper:
         try:
             services.jobs.recover_stale(services.settings.job_stale_s)
             self.dispatcher.dispatch_runnable()
-            for project in services.store.list_projects():
-                services.catch_up_if_due(project)
+            services.upkeep()
         except Exception:
             log.exception("sweeper: one round failed; retrying in %.1f s", services.settings.worker_poll_s)
 

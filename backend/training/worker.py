@@ -88,10 +88,10 @@ class Worker:
                 self._wait(self.services.settings.worker_poll_s)
 
     def _catch_up_when_idle(self) -> None:
-        """Webhooks Label Studio dropped (1 s timeout, no retry) are read back by a periodic catch-up."""
+        """Webhooks Label Studio dropped (1 s timeout, no retry) are read back by a periodic catch-up; moderated
+        projects get a periodic review scan."""
         try:
-            for project in self.services.store.list_projects():
-                self.services.catch_up_if_due(project)
+            self.services.upkeep()
         except Exception:  # the database went away for a moment: the next idle loop tries again
             log.exception("worker %s: scheduling catch-ups failed", self.name)
 

@@ -4,7 +4,9 @@ into training, scans, PSI in status and the slice audit."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -347,3 +349,25 @@ def test_review_cli_lists_shows_and_exports(api: Any, tmp_path: Path) -> None:
     assert exported.exit_code == 0 and json.loads(exported.output)["items"] == 1
     (line,) = out.read_text().splitlines()
     assert json.loads(line)["external_id"] == "mod-123" and json.loads(line)["reporter"] == "trust-and-safety-bot"
+
+
+@pytest.mark.model
+def test_idle_workers_schedule_a_periodic_review_scan_of_moderated_projects(loop: Any, tmp_path: Path) -> None:
+    _, services, _ = loop
+    project = services.store.get_project(PID)
+    assert project is not None and project.current_version is not None
+    assert services.review_scan_if_due(project) is False  # the review job queued after training is still queued
+    (job,) = [j for j in services.jobs.active(PID) if j.tier == REVIEW]
+    claimed = services.jobs.claim_id(job.id, "test")
+    assert claimed is not None
+    services.jobs.finish(job.id, "review: done")
+    assert services.review_scan_if_due(project) is False  # it just ran
+    services.settings = dataclasses.replace(services.settings, review_scan_every_s=0.01)
+    time.sleep(0.05)
+    assert services.review_scan_if_due(project) is True
+    assert [j.reason for j in services.jobs.active(PID) if j.tier == REVIEW] == ["periodic review scan"]
+
+    services.store.upsert_project(PID + 1, config_xml("news_topics"), "h")  # not moderated: never scanned
+    services.store.set_current_version(PID + 1, f"{PID + 1}-fast-1")
+    other = services.store.get_project(PID + 1)
+    assert other is not None and other.current_version and services.review_scan_if_due(other) is False
