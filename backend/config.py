@@ -70,6 +70,12 @@ class Settings:
     """Predictions pushed to Label Studio per promoted version (the head of the annotator queue)."""
     push_pool_limit: int = 20_000
     """Unlabeled tasks scored per push."""
+    push_protect_head: int = 3
+    """The first unlabeled tasks of the previous push that a push treats as open in an annotator's editor: their
+    predictions are kept (Label Studio refuses a submit whose pre-filled prediction was deleted)."""
+    push_protect_s: float = 600.0
+    """How long such a task stays protected (its predictions kept, one more per push) unless it is labeled first."""
+    """Unlabeled tasks scored per push."""
     label_studio_url: str = ""
     label_studio_token: str = ""
     ls_venv: str = ""

@@ -7,12 +7,17 @@ removes what it pushed for the previous version, and sets the project's ``model_
 only once such predictions exist).
 Pushing only the top K keeps Label Studio's prediction table bounded; other tasks get a live ``/predict``
 when opened. Every prediction of a task in the previous or the new push is deleted first (Label Studio's
-delete action cannot filter by model version), so each pushed task carries exactly one prediction.
+delete action cannot filter by model version), so each pushed task carries exactly one prediction, except
+*protected* tasks: the first ``push_protect_head`` unlabeled tasks of the previous push are the ones Label Studio
+has been serving, so an annotator may have one open, and Label Studio refuses the submit (400 on
+``parent_prediction``) if the prediction it pre-filled from was deleted. Their predictions are kept (the new one is
+added) until they are labeled or ``push_protect_s`` has passed since they were first protected.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +43,7 @@ class PushResult:
     pushed: int
     removed: int
     model_version_set: bool
+    protected: int = 0
 
 
 def push_version(
@@ -59,11 +65,14 @@ def push_version(
     if pool and settings.push_top_k > 0:
         rows = _ranked_rows(store, project, spec, model, pool, settings, embed)
     previous = list(project.pushed_tasks)
+    protected = protected_tasks(project, {tid for tid, _ in pool}, settings, now=time.time())
     # the previous push, and any older prediction of a task pushed now (e.g. a live /predict when it was
-    # opened): one prediction per pushed task keeps LS's prediction table bounded
-    client.delete_predictions(project.id, sorted(set(previous) | {r["task"] for r in rows}))
+    # opened): one prediction per pushed task keeps LS's prediction table bounded; protected tasks keep theirs
+    client.delete_predictions(project.id, sorted((set(previous) | {r["task"] for r in rows}) - set(protected)))
     client.import_predictions(project.id, rows)
-    store.set_pushed_tasks(project.id, [r["task"] for r in rows])
+    pushed = [r["task"] for r in rows]
+    kept = [t for t in protected if t not in set(pushed)]  # still carry predictions: deleted once released
+    store.set_pushed_tasks(project.id, pushed + kept, protected)
     store.record_predictions({r["task"]: served_summary(r) for r in rows})  # what annotators will see
     version_set = False
     if rows:
@@ -71,7 +80,24 @@ def push_version(
         version_set = True
     else:
         log.info("project %s: no known unlabeled task to push; LS model_version left as is", project.id)
-    return PushResult(pushed=len(rows), removed=len(previous), model_version_set=version_set)
+    return PushResult(pushed=len(rows), removed=len(previous), model_version_set=version_set, protected=len(protected))
+
+
+def protected_tasks(project: ProjectRecord, unlabeled: set[int], settings: Settings, *, now: float) -> dict[int, float]:
+    """Tasks whose Label Studio predictions this push keeps (task id → since when): the still protected ones of
+    earlier pushes and the first ``push_protect_head`` of the previous push, while unlabeled and younger than
+    ``push_protect_s``."""
+    kept: dict[int, float] = {}
+    expired: set[int] = set()
+    for t, since in project.protected_tasks.items():
+        if t in unlabeled and now - since < settings.push_protect_s:
+            kept[t] = since
+        elif t in unlabeled:
+            expired.add(t)
+    for t in [t for t in project.pushed_tasks if t in unlabeled][: settings.push_protect_head]:
+        if t not in expired:  # an expired task is released once: its predictions are replaced by one fresh one
+            kept.setdefault(t, now)
+    return kept
 
 
 def _ranked_rows(

@@ -43,6 +43,8 @@ class Project(Base):
     ls_token: Mapped[str] = mapped_column(String(500), default="")
     current_version: Mapped[str | None] = mapped_column(String(120), default=None)
     pushed_tasks: Mapped[list[int]] = mapped_column(JSON, default=list)
+    protected_tasks: Mapped[dict[str, float] | None] = mapped_column(JSON, default=dict)
+    """Pushed tasks an annotator may have open (LS task id → when first protected): their predictions are kept."""
     synced_at: Mapped[str] = mapped_column(String(64), default="")
     strategy: Mapped[str] = mapped_column(String(200), default="")
     """Query strategy of the project; empty means the settings' default."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -18,6 +19,7 @@ class ProjectRecord:
     ls_token: str = ""
     current_version: str | None = None
     pushed_tasks: tuple[int, ...] = ()
+    protected_tasks: Mapping[int, float] = field(default_factory=dict)
     synced_at: str = ""
     strategy: str = ""
 

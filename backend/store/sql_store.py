@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -119,10 +119,16 @@ class SqlStore:
         with self._session() as s, s.begin():
             s.execute(update(orm.Project).where(orm.Project.id == project_id).values(synced_at=watermark))
 
-    def set_pushed_tasks(self, project_id: int, task_ids: Sequence[int]) -> None:
-        """Record which LS tasks now carry tagloop's pushed predictions."""
+    def set_pushed_tasks(
+        self, project_id: int, task_ids: Sequence[int], protected: Mapping[int, float] | None = None
+    ) -> None:
+        """Record which LS tasks now carry tagloop's pushed predictions, and which of them are protected (task id
+        → since when: their predictions are kept by the next pushes)."""
+        values: dict[str, Any] = {"pushed_tasks": list(task_ids)}
+        if protected is not None:
+            values["protected_tasks"] = {str(t): float(ts) for t, ts in protected.items()}
         with self._session() as s, s.begin():
-            s.execute(update(orm.Project).where(orm.Project.id == project_id).values(pushed_tasks=list(task_ids)))
+            s.execute(update(orm.Project).where(orm.Project.id == project_id).values(**values))
 
     # tasks ----------------------------------------------------------------------------------------
     def upsert_tasks(self, project_id: int, tasks: Iterable[tuple[int, dict[str, Any]]]) -> int:
@@ -388,6 +394,7 @@ def _project(row: orm.Project) -> ProjectRecord:
         ls_token=row.ls_token,
         current_version=row.current_version,
         pushed_tasks=tuple(row.pushed_tasks or ()),
+        protected_tasks={int(t): float(ts) for t, ts in (row.protected_tasks or {}).items()},
         synced_at=row.synced_at or "",
         strategy=row.strategy or "",
     )

@@ -128,6 +128,20 @@ class LabelStudioUI:
         self.browser.call("click", selector=SUBMIT)
         return self.wait_for_next_task(previous=task.id)
 
+    def submit_last(self, task: ServedTask, timeout: float = 60.0) -> dict[str, Any]:
+        """Click *Submit* on the last task of a stream; returns the annotation Label Studio saved (its POST's
+        answer), ``SubmitRejected`` if it refused it."""
+        self.browser.call("click", selector=SUBMIT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for r in self.browser.new_responses():
+                if r["method"] == "POST" and f"/api/tasks/{task.id}/annotations" in r["url"]:
+                    if r["status"] >= 400:
+                        raise SubmitRejected(task.id, r["status"], r["body"])
+                    return dict(r["body"])
+            time.sleep(0.2)
+        raise TimeoutError(f"no answer to the annotation POST of task {task.id} within {timeout:.0f} s")
+
     def open_task(self, project: int, task_id: int, page: str = "task") -> list[PredictionTab]:
         """Open a task in the Data Manager (in a second tab): its predictions appear as tabs, newest first."""
         self.browser.call("open", page=page)

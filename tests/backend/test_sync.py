@@ -1,0 +1,35 @@
+"""Which pushed tasks a push protects: Label Studio refuses a submit whose pre-filled prediction was deleted."""
+
+from __future__ import annotations
+
+from backend.config import Settings
+from backend.labelstudio.sync import protected_tasks
+from backend.store.records import ProjectRecord
+
+
+def project(pushed: tuple[int, ...], protected: dict[int, float]) -> ProjectRecord:
+    return ProjectRecord(id=1, label_config="", config_hash="", pushed_tasks=pushed, protected_tasks=protected)
+
+
+SETTINGS = Settings(push_protect_head=2, push_protect_s=100.0)
+
+
+def test_the_first_unlabeled_tasks_of_the_previous_push_are_protected_from_now() -> None:
+    kept = protected_tasks(project((5, 6, 7, 8), {}), {6, 7, 8}, SETTINGS, now=1000.0)
+    assert kept == {6: 1000.0, 7: 1000.0}  # 5 was labeled: its annotator submitted already
+
+
+def test_protection_keeps_its_start_until_labeled_or_expired() -> None:
+    earlier = {6: 950.0, 7: 850.0, 9: 990.0}
+    kept = protected_tasks(project((6, 7, 8), earlier), {6, 7, 8}, SETTINGS, now=1000.0)
+    # 6 keeps its start; 7 expired (150 s > 100 s) and is released once, not re-protected; 9 was labeled;
+    # 8 is beyond the head of two
+    assert kept == {6: 950.0}
+    again = protected_tasks(project((6, 7, 8), kept), {6, 7, 8}, SETTINGS, now=1001.0)
+    assert again == {6: 950.0, 7: 1001.0}  # released by the last push: protectable again from now
+
+
+def test_nothing_is_protected_on_the_first_push_or_with_head_zero() -> None:
+    assert protected_tasks(project((), {}), {1, 2}, SETTINGS, now=0.0) == {}
+    off = Settings(push_protect_head=0)
+    assert protected_tasks(project((1, 2), {}), {1, 2}, off, now=0.0) == {}
