@@ -21,7 +21,7 @@ PLAYWRIGHT = HERE / "node_modules" / "playwright-core" / "package.json"
 
 
 def browser_toolchain_problem() -> str | None:
-    """Install what the browser tests need if it is absent (as ``make setup-browser`` does): Debian's
+    """Install what the browser tests need if it is absent: Debian's
     ``chromium`` with apt-get, ``playwright-core`` with npm. Returns why Chromium cannot run, or None."""
     if not CHROMIUM.exists():
         if os.geteuid() != 0 or shutil.which("apt-get") is None:

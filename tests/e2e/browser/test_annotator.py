@@ -76,17 +76,6 @@ class Loop:
         return correct / len(rows), answer["results"][0]["model_version"]
 
 
-REFUSED_SUBMITS = (
-    "Label Studio refused submits with 400 parent_prediction 'object does not exist': tagloop's push of a new "
-    "version deletes the prediction the open task was pre-filled from (backend/labelstudio/sync.py)"
-)
-"""When tagloop pushes a new version it deletes every prediction of the previously pushed tasks, including the
-one the annotator's open task was pre-filled from; Label Studio then refuses the submit of that task (the page
-says the annotation was not saved; reopening the stream serves it again with the new prediction). Each time this
-happens the test reopens the stream, as an annotator would, and records it; the test is an expected failure
-while it happens, and passes once tagloop no longer deletes predictions that annotators may have open."""
-
-
 def first_unlabeled(queue: list[int], labeled: list[int]) -> int:
     return next(t for t in queue if t not in labeled)
 
@@ -125,18 +114,13 @@ def test_annotator_labels_in_the_stream_and_the_model_follows(
     curve: list[tuple[int, float, str]] = []  # (labels trained on, held-out accuracy, version)
     for i in range(1, N_LABELS + 1):
         queue = loop.settled(len(labeled)) if i % CHECK_EVERY == 0 else None  # tagloop catches up first
-        for _attempt in range(3):
-            ui.choose(truth[task.text])
-            try:
-                nxt = ui.submit(task)
-                break
-            except SubmitRejected as refused:  # "Annotation is not saved, please try again"
-                problems.append(f"label {i}: submit of task {task.id} refused: {refused.body}")
-                ui.screenshot(f"problem-{len(problems)}-refused-submit")
-                ui.open_data_manager(pid)
-                task = ui.label_all_tasks()  # trying again: the stream serves the same (locked) task
-        else:
-            raise AssertionError(f"label {i}: the submit was refused 3 times: {problems[-3:]}")
+        ui.choose(truth[task.text])
+        try:
+            nxt = ui.submit(task)
+        except SubmitRejected as refused:  # "Annotation is not saved": e.g. its pre-filled prediction was deleted
+            ui.screenshot(f"problem-{i}-refused-submit")
+            message = f"label {i}: Label Studio refused the submit of task {task.id}: {refused.body}"
+            raise AssertionError(message) from refused
         labeled.append(task.id)
         task = nxt
         version = check_prefilled(ui, task)
@@ -169,10 +153,7 @@ def test_annotator_labels_in_the_stream_and_the_model_follows(
     assert queue_checks == N_LABELS // CHECK_EVERY
     first_learned = curve[0][1]
     assert final_accuracy > first_learned + 0.05, f"held-out accuracy did not rise as labels came: {curve}"
-    unexplained = [p for p in problems if "parent_prediction" not in p]
-    assert not unexplained, f"what the annotator ran into (screenshots problem-*.png in {artifacts}): {problems}"
-    if problems:  # a known tagloop bug, kept visible: see the docstring of REFUSED_SUBMITS
-        pytest.xfail(f"{REFUSED_SUBMITS} ({len(problems)} of {N_LABELS} submits): {problems[0]}")
+    assert not problems, f"what the annotator ran into (screenshots problem-*.png in {artifacts}): {problems}"
 
 
 def check_prefilled(ui: LabelStudioUI, task: ServedTask) -> str | None:
