@@ -10,14 +10,17 @@ when opened. Every prediction of a task in the previous or the new push is delet
 delete action cannot filter by model version), so each pushed task carries exactly one prediction, except
 *protected* tasks: the first ``push_protect_head`` unlabeled tasks of the previous push are the ones Label Studio
 has been serving, so an annotator may have one open, and Label Studio refuses the submit (400 on
-``parent_prediction``) if the prediction it pre-filled from was deleted. Their predictions are kept (the new one is
-added) until they are labeled or ``push_protect_s`` has passed since they were first protected.
+``parent_prediction``) if the prediction it pre-filled from was deleted. Their predictions are kept until they are
+labeled or ``push_protect_s`` has passed since they were first protected; a protected task gets the new version's
+prediction too only while it is in the new push's head (so at most ``push_protect_head`` tasks per push carry more
+than one prediction), and otherwise leaves Label Studio's ranked queue until it is released.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,6 +72,7 @@ def push_version(
     # the previous push, and any older prediction of a task pushed now (e.g. a live /predict when it was
     # opened): one prediction per pushed task keeps LS's prediction table bounded; protected tasks keep theirs
     client.delete_predictions(project.id, sorted((set(previous) | {r["task"] for r in rows}) - set(protected)))
+    rows = rows_to_import(rows, protected, settings.push_protect_head)
     client.import_predictions(project.id, rows)
     pushed = [r["task"] for r in rows]
     kept = [t for t in protected if t not in set(pushed)]  # still carry predictions: deleted once released
@@ -81,6 +85,12 @@ def push_version(
     else:
         log.info("project %s: no known unlabeled task to push; LS model_version left as is", project.id)
     return PushResult(pushed=len(rows), removed=len(previous), model_version_set=version_set, protected=len(protected))
+
+
+def rows_to_import(rows: list[dict[str, Any]], protected: Mapping[int, float], head: int) -> list[dict[str, Any]]:
+    """The ranked rows to import: all but protected tasks ranked below the first ``head`` (they keep the prediction
+    they have; a fresh one each push would pile up in Label Studio)."""
+    return [r for position, r in enumerate(rows) if position < head or r["task"] not in protected]
 
 
 def protected_tasks(project: ProjectRecord, unlabeled: set[int], settings: Settings, *, now: float) -> dict[int, float]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from backend.config import Settings
-from backend.labelstudio.sync import protected_tasks
+from backend.labelstudio.sync import protected_tasks, rows_to_import
 from backend.store.records import ProjectRecord
 
 
@@ -33,3 +33,9 @@ def test_nothing_is_protected_on_the_first_push_or_with_head_zero() -> None:
     assert protected_tasks(project((), {}), {1, 2}, SETTINGS, now=0.0) == {}
     off = Settings(push_protect_head=0)
     assert protected_tasks(project((1, 2), {}), {1, 2}, off, now=0.0) == {}
+
+
+def test_protected_tasks_ranked_below_the_head_keep_their_prediction_only() -> None:
+    rows = [{"task": t, "score": i / 5} for i, t in enumerate((6, 1, 2, 7, 3))]
+    kept = rows_to_import(rows, {6: 0.0, 7: 0.0}, head=2)
+    assert [r["task"] for r in kept] == [6, 1, 2, 3]  # 6 is in the head: a second prediction; 7 keeps its one
