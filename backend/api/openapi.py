@@ -260,7 +260,7 @@ def _api_paths() -> dict[str, Schema]:
         "/api/projects/{project_id}/queue": {
             "get": _operation(
                 "Task ids pushed to Label Studio for the served version, in queue order",
-                {"200": {"type": "object", "required": ["project", "tasks"]}},
+                {"200": {"type": "object", "required": ["project", "tasks", "protected"]}},
                 errors=("401", "404"),
                 security=API_SECURITY,
                 parameters=params,

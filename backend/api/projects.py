@@ -92,7 +92,9 @@ def rollback_to(services: Services, project_id: int, version: str) -> dict[str, 
 
 @bp.get("/<int:project_id>/queue")
 def queue(project_id: int) -> Response:
-    """The task ids tagloop pushed to Label Studio for the served version, in queue order (first = next)."""
+    """The task ids tagloop pushed to Label Studio for the served version, in queue order (first = next), then the
+    protected ones outside the head that keep an earlier version's prediction; ``protected``: the tasks an annotator
+    may have open, whose predictions the pushes keep."""
     services = get_services()
     project = services.store.get_project(project_id)
     if project is None:
@@ -104,6 +106,7 @@ def queue(project_id: int) -> Response:
             "model_version": services.models.served_version(project, spec),
             "strategy": strategy_name(services.settings, project, spec),
             "tasks": list(project.pushed_tasks),
+            "protected": sorted(project.protected_tasks),
         }
     )
 

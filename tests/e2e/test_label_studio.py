@@ -97,18 +97,20 @@ def run_loop(
     wait_until(lambda: client.projects.get(id=pid).model_version == trained, 30, what="LS model_version")
 
     # the new version's predictions were pushed for the unlabeled tasks tagloop knows: the one opened above
-    # and the two that arrived by TASKS_CREATED, none of which anybody opened since; being at the head of the
-    # queue they are protected (an annotator may have them open), so earlier versions' predictions stay too
-    for task_id in (task_ids[-1], task_ids[-2]):
-        versions = [p["model_version"] for p in predictions(client, task_id)]
-        assert versions.count(trained) == 1 and all(v.startswith(f"{pid}-") for v in versions), versions
-    # a task nobody labeled: predicted by the new version (pushed, or a live /predict when fetched); at the head of
-    # the queue it may also keep earlier versions' predictions (protected)
-    fresh_preds = predictions(client, task_ids[N_LABELED])
-    assert [p["model_version"] for p in fresh_preds].count(trained) == 1, fresh_preds
-    (fresh,) = [p for p in fresh_preds if p["model_version"] == trained]
-    assert fresh["model_version"] == trained and 0.0 <= fresh["score"] <= 1.0
-    assert set(fresh["result"][0]["value"]["choices"]) <= spec_labels
+    # and the two that arrived by TASKS_CREATED, none of which anybody opened since; a task an annotator may have
+    # open (protected: the head of an earlier push) keeps its predictions, and gets the new one only in the head
+    protected = set(requests.get(f"{tagloop.url}/api/projects/{pid}/queue", timeout=10).json()["protected"])
+    fresh = []
+    for task_id in (task_ids[-1], task_ids[-2], task_ids[N_LABELED]):  # the last: never opened nor labeled
+        preds = predictions(client, task_id)
+        versions = [p["model_version"] for p in preds]
+        if task_id not in protected:
+            assert versions == [trained], (task_id, versions)
+        assert versions.count(trained) <= 1 and all(v.startswith(f"{pid}-") for v in versions), versions
+        fresh += [p for p in preds if p["model_version"] == trained]
+    assert fresh, f"no task carries {trained}'s prediction (protected: {protected})"
+    for pred in fresh:
+        assert 0.0 <= pred["score"] <= 1.0 and set(pred["result"][0]["value"]["choices"]) <= spec_labels
     client.projects.delete(id=pid)
 
 
