@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from label_studio_sdk import LabelStudio
 
-from tests.e2e.harness import REPO, LabelStudioServer, ensure_label_studio_venv
+from tests.e2e.harness import REPO, LabelStudioServer, TagloopServer, ensure_label_studio_venv
 
 HERE = Path(__file__).resolve().parent
 
@@ -39,3 +39,13 @@ def label_studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabelStud
 def ls_client(label_studio: LabelStudioServer) -> LabelStudio:
     """SDK client for the session's Label Studio."""
     return label_studio.client()
+
+
+@pytest.fixture
+def moderation_tagloop(tmp_path: Path) -> Iterator[TagloopServer]:
+    """A tagloop server for the moderation tests (fast tier only, torch serving)."""
+    from tests.e2e.moderation import TAGLOOP_ENV
+
+    env = {"TAGLOOP_DATA_DIR": str(tmp_path / "tagloop"), **TAGLOOP_ENV}
+    with TagloopServer(env, log_path=tmp_path / "tagloop.log") as server:
+        yield server

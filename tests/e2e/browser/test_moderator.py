@@ -7,7 +7,6 @@ moderator's label and predicts it for that text."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,34 +14,15 @@ import pytest
 import requests
 from label_studio_sdk import LabelStudio
 
-from tests.conftest import config_xml, read_rows
+from tests.conftest import config_xml
 from tests.e2e.browser.chromium import Chromium
 from tests.e2e.browser.label_studio_ui import LabelStudioUI
 from tests.e2e.harness import LabelStudioServer, TagloopServer, wait_until
+from tests.e2e.moderation import choices, moderation_project, most_surely_flagged
 
 pytestmark = pytest.mark.browser
 
-DAVIDSON = {"hate_speech": "Violating", "offensive_language": "Potentially Harmful", "neither": "Safe"}
-HARMFUL = ("Potentially Harmful", "Violating")
 VERDICT = "Potentially Harmful"
-
-
-@pytest.fixture
-def tagloop(tmp_path: Path) -> Iterator[TagloopServer]:
-    env = {
-        "TAGLOOP_DATA_DIR": str(tmp_path / "tagloop"),
-        "TAGLOOP_TRAIN_EVERY": "0",  # fast tier only: heads refit on cached embeddings
-        "TAGLOOP_PROMOTION_TOLERANCE": "1",
-        "TAGLOOP_SERVE_PRECISION": "torch",
-        "HF_HUB_OFFLINE": "1",
-        "TRANSFORMERS_OFFLINE": "1",
-    }
-    with TagloopServer(env, log_path=tmp_path / "tagloop.log") as server:
-        yield server
-
-
-def choices(labels: list[str]) -> list[dict[str, Any]]:
-    return [{"from_name": "moderation", "to_name": "text", "type": "choices", "value": {"choices": labels}}]
 
 
 class Tagloop:
@@ -63,49 +43,18 @@ class Tagloop:
 
 
 def test_moderator_verdict_in_the_review_project_retrains(
-    label_studio: LabelStudioServer, ls_client: LabelStudio, tagloop: TagloopServer, chromium: Chromium, artifacts: Path
+    label_studio: LabelStudioServer,
+    ls_client: LabelStudio,
+    moderation_tagloop: TagloopServer,
+    chromium: Chromium,
+    artifacts: Path,
 ) -> None:
     started = time.monotonic()
-    client = ls_client
-    rows = read_rows("davidson_hate", 400)
-    by = {k: [r for r in rows[80:] if r["label"] == k] for k in DAVIDSON}
-    labeled = by["neither"][:10] + by["offensive_language"][:14] + by["hate_speech"][:8]
-    pool = rows[:80]
-    pid = client.projects.create(title="tagloop browser: moderation", label_config=config_xml("content_moderation")).id
-    assert pid is not None
-    imported: Any = [
-        {"data": {"text": r["text"]}, "annotations": [{"result": choices([DAVIDSON[r["label"]]])}]} for r in labeled
-    ]
-    client.projects.import_tasks(id=pid, request=imported)
-    ids = list(
-        client.projects.import_tasks(id=pid, request=[{"text": r["text"]} for r in pool], return_task_ids=True).task_ids
-        or []
-    )
-    client.ml.create(project=pid, url=tagloop.url, title="tagloop")
+    client, tagloop = ls_client, moderation_tagloop
+    project = moderation_project(client, tagloop, "tagloop browser: moderation")
+    pid, version = project.pid, project.version
     api = Tagloop(tagloop, pid)
-    version = wait_until(
-        lambda: (s := api.get("/status"))["current"] and s["current"]["n_train"] == len(labeled) and s["model_version"],
-        120,
-        what="a fast-tier version trained on the imported labels",
-    )
-    wait_until(lambda: client.projects.get(id=pid).model_version == version, 60, what="its predictions pushed to LS")
-
-    # an offensive tweet the version flags most surely, as Label Studio shows its prediction
-    thresholds = api.get("/review")["thresholds_in_force"]
-    best: tuple[float, int, str] | None = None
-    for task_id, row in zip(ids, pool, strict=True):
-        if row["label"] != "offensive_language":
-            continue
-        preds = [p.model_dump() for p in client.tasks.get(id=str(task_id)).predictions or []]
-        current = [p for p in preds if p["model_version"] == version]
-        if not current:
-            continue
-        probs = current[0]["result"][0]["meta"]["probabilities"]
-        margin = max(probs[h] - thresholds.get(h, 0.5) for h in HARMFUL)
-        if margin >= 0 and (best is None or margin > best[0]):
-            best = (margin, task_id, row["text"])
-    assert best is not None, "the version flags none of the offensive tweets"
-    _, flagged_task, text = best
+    flagged_task, text = most_surely_flagged(client, tagloop, project, "offensive_language")  # flagged: rightly
 
     client.annotations.create(id=flagged_task, result=choices(["Safe"]))  # the annotator's mistake
     fp_project = wait_until(
@@ -119,7 +68,7 @@ def test_moderator_verdict_in_the_review_project_retrains(
         what="the overturned flag as a task of the review project",
     )
     before = wait_until(
-        lambda: (c := api.get("/status")["current"]) and c["n_train"] == len(labeled) + 1 and c["name"],
+        lambda: (c := api.get("/status")["current"]) and c["n_train"] == project.n_labeled + 1 and c["name"],
         90,
         what="a version trained with the annotator's label",
     )
@@ -164,5 +113,5 @@ def test_moderator_verdict_in_the_review_project_retrains(
     )
     assert item["verdict"] == [VERDICT] and item["ls_task_id"] == task.id
     assert after["name"] not in (version, before) and after_version == after["name"]
-    assert after["n_train"] == len(labeled) + 1  # the moderator's label replaced the annotator's for that text
+    assert after["n_train"] == project.n_labeled + 1  # the moderator's label replaced the annotator's for that text
     assert after_choice == [VERDICT], f"{after['name']} predicts {after_choice} for the text the moderator judged"
