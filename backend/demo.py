@@ -31,6 +31,7 @@ import httpx
 from rich.console import Console
 
 from backend.errors import TagloopError
+from backend.training.worker import pid_alive
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS_DIR = REPO / "annotation_configs"
@@ -238,8 +239,9 @@ class ServerProcess:
             os.killpg(self._proc.pid if self._proc else 0, sig)
 
 
-def label_studio_process(executable: Path, data_dir: Path, port: int, creds: Credentials) -> ServerProcess:
-    """``label-studio start`` headless on 127.0.0.1:``port``, able to reach an ML backend on loopback."""
+def label_studio_env(data_dir: Path, creds: Credentials) -> dict[str, str]:
+    """The environment of a headless Label Studio with its data in ``data_dir``, ``creds`` as its first user,
+    able to reach an ML backend on loopback (also used by the end-to-end tests)."""
     env = {k: v for k, v in os.environ.items() if k not in LS_DROPPED_ENV}
     env.update(
         LABEL_STUDIO_BASE_DATA_DIR=str(data_dir),
@@ -254,6 +256,12 @@ def label_studio_process(executable: Path, data_dir: Path, port: int, creds: Cre
         LABEL_STUDIO_SENTRY_DSN="",
         LABEL_STUDIO_FRONTEND_SENTRY_DSN="",
     )
+    return env
+
+
+def label_studio_process(executable: Path, data_dir: Path, port: int, creds: Credentials) -> ServerProcess:
+    """``label-studio start`` headless on 127.0.0.1:``port``, able to reach an ML backend on loopback."""
+    env = label_studio_env(data_dir, creds)
     data_dir.mkdir(parents=True, exist_ok=True)
     command = [str(executable), "start", "--no-browser", "--internal-host", "127.0.0.1", "--port", str(port)]
     url = f"http://127.0.0.1:{port}"
@@ -286,16 +294,6 @@ def reset_tagloop_data(data_dir: Path) -> None:
             shutil.rmtree(child)
         else:
             child.unlink()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _pick_port(wanted: int | None, option: str) -> int:
@@ -438,7 +436,7 @@ class Demo:
         lock = self.config.workdir / "demo.pid"
         with contextlib.suppress(FileNotFoundError, ValueError):
             other = int(lock.read_text())
-            if other != os.getpid() and _alive(other):
+            if other != os.getpid() and pid_alive(other):
                 raise DemoError(f"another tagloop demo (pid {other}) uses {self.config.workdir}; stop it first")
         lock.write_text(str(os.getpid()))
         return self

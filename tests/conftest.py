@@ -112,3 +112,19 @@ def postgres_url() -> Iterator[str]:
     yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[object]:
+    """A migrated, empty store: SQLite under ``tmp_path``, and a fresh PostgreSQL database."""
+    from backend.store import SqlStore
+
+    url = (
+        f"sqlite:///{tmp_path / 'db' / 'tagloop.db'}"
+        if request.param == "sqlite"
+        else request.getfixturevalue("postgres_url")
+    )
+    built = SqlStore(url)
+    built.migrate()
+    yield built
+    built.close()

@@ -70,7 +70,10 @@ def label_config(labels: tuple[str, ...]) -> str:
     return f'<View><Text name="text" value="$text"/><Choices name="label" toName="text">{choices}</Choices></View>'
 
 
-def _event(project: int, config: str, task: int, text: str, label: str) -> dict[str, Any]:
+def annotation_event(
+    project: int, config: str, task: int, text: str, label: str, *, control: str = "label"
+) -> dict[str, Any]:
+    """An ``ANNOTATION_CREATED`` webhook body as Label Studio sends it: one choice of ``control`` on ``text``."""
     return {
         "action": "ANNOTATION_CREATED",
         "project": {"id": project, "label_config": config},
@@ -80,7 +83,7 @@ def _event(project: int, config: str, task: int, text: str, label: str) -> dict[
             "task": task,
             "completed_by": 1,
             "updated_at": f"{time.time():.6f}",
-            "result": [{"from_name": "label", "to_name": "text", "type": "choices", "value": {"choices": [label]}}],
+            "result": [{"from_name": control, "to_name": "text", "type": "choices", "value": {"choices": [label]}}],
         },
     }
 
@@ -211,7 +214,7 @@ def run_freshness(config: FreshnessConfig, progress: Callable[[str], None] = pri
     xml = label_config(labels)
     project = 1
     n_labels = max(config.checkpoints)
-    events = [_event(project, xml, i + 1, texts[i], golds[i]) for i in range(n_labels)]
+    events = [annotation_event(project, xml, i + 1, texts[i], golds[i]) for i in range(n_labels)]
     progress(f"encoding {n_labels} label texts for the reference (its retrain is then only the head fit)")
     encoder = Encoder.load(bundled_model_path(), max_seq_length=128, batch_size=64)
     vectors = encoder.encode(texts[:n_labels])

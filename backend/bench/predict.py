@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 import requests
 
+from backend.bench.freshness import annotation_event
 from backend.bench.predict_report import summary, table
 from backend.bench.predict_server import PROJECT, Server, TaskIds, predict_http
 
@@ -392,22 +393,7 @@ def _label(server: Server, ids: TaskIds, rows: dict[str, list[str]], xml: str) -
     control = _control(server)
     for text, label in zip(rows["train"], rows["train_labels"], strict=True):
         (task,) = ids.take(1)
-        server.post(
-            "/webhook",
-            {
-                "action": "ANNOTATION_CREATED",
-                "project": {"id": PROJECT, "label_config": xml},
-                "task": {"id": task, "data": {"text": text}},
-                "annotation": {
-                    "id": task,
-                    "task": task,
-                    "completed_by": 1,
-                    "result": [
-                        {"from_name": control, "to_name": "text", "type": "choices", "value": {"choices": [label]}}
-                    ],
-                },
-            },
-        )
+        server.post("/webhook", annotation_event(PROJECT, xml, task, text, label, control=control))
 
 
 def _train_fast(server: Server, timeout_s: float) -> str:

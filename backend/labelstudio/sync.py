@@ -75,7 +75,8 @@ def push_version(
     rows = rows_to_import(rows, protected, settings.push_protect_head)
     client.import_predictions(project.id, rows)
     pushed = [r["task"] for r in rows]
-    kept = [t for t in protected if t not in set(pushed)]  # still carry predictions: deleted once released
+    pushed_set = set(pushed)
+    kept = [t for t in protected if t not in pushed_set]  # still carry predictions: deleted once released
     store.set_pushed_tasks(project.id, pushed + kept, protected)
     store.record_predictions({r["task"]: served_summary(r) for r in rows})  # what annotators will see
     version_set = False

@@ -113,13 +113,14 @@ def recover_dead_local_workers(services: Services) -> int:
         parts = job.worker.split(":")
         if job.state != "running" or len(parts) < 3 or parts[0] != host or not parts[1].isdigit():
             continue
-        if not _alive(int(parts[1])):
+        if not pid_alive(int(parts[1])):
             services.jobs.fail(job.id, f"worker {job.worker} is gone (process {parts[1]} no longer exists)")
             count += 1
     return count
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host (one of another user counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

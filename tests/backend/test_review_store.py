@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from sqlalchemy import inspect
 
@@ -13,18 +10,11 @@ from backend.store import AnnotationRecord, SqlStore
 from backend.store.review_store import DISMISSED, OPEN, RESOLVED, ReviewStore
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
-    url = (
-        f"sqlite:///{tmp_path / 'db' / 'tagloop.db'}"
-        if request.param == "sqlite"
-        else request.getfixturevalue("postgres_url")
-    )
-    built = SqlStore(url)
-    built.migrate()
-    built.upsert_project(1, "<View/>", "h")
-    yield built
-    built.close()
+@pytest.fixture
+def store(store: SqlStore) -> SqlStore:
+    """The shared store fixture with project 1."""
+    store.upsert_project(1, "<View/>", "h")
+    return store
 
 
 def item(queue: str = "false_positive", *, task: int | None = 10, text: str = "you are trash", **kw: object) -> NewItem:

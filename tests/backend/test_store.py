@@ -2,26 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from sqlalchemy import inspect, text
 
 from backend.store import AnnotationRecord, ModelVersionRecord, SqlStore
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
-    url = (
-        f"sqlite:///{tmp_path / 'db' / 'tagloop.db'}"
-        if request.param == "sqlite"
-        else request.getfixturevalue("postgres_url")
-    )
-    built = SqlStore(url)
-    built.migrate()
-    yield built
-    built.close()
 
 
 def ann(aid: int, task: int, labels: list[str], **kw: object) -> AnnotationRecord:

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Self, TypeVar
@@ -19,11 +19,11 @@ from typing import Self, TypeVar
 import requests
 from label_studio_sdk import LabelStudio
 
+from backend.demo import Credentials, ensure_label_studio, label_studio_env
+
 T = TypeVar("T")
 
 REPO = Path(__file__).resolve().parents[2]
-LABEL_STUDIO_VERSION = "1.23.2"
-LS_DROPPED_ENV = ("HOST", "PORT", "USERNAME", "PASSWORD", "DEBUG")
 LOG_TAIL_LINES = 40
 
 
@@ -52,23 +52,7 @@ def _tail(text: str, lines: int = LOG_TAIL_LINES) -> str:
 
 def ensure_label_studio_venv(venv: Path) -> Path:
     """Path of ``<venv>/bin/label-studio``; creates the venv and installs Label Studio there if it is absent."""
-    executable = venv / "bin" / "label-studio"
-    if executable.exists():
-        return executable
-    steps: list[Sequence[str]] = []
-    if not (venv / "bin" / "python").exists():
-        steps.append(["python3", "-m", "venv", str(venv)])
-    steps.append([str(venv / "bin" / "pip"), "install", "-q", f"label-studio=={LABEL_STUDIO_VERSION}"])
-    for cmd in steps:
-        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            raise RuntimeError(
-                f"could not set up the Label Studio venv at {venv}: `{' '.join(cmd)}` exited {done.returncode}:\n"
-                + _tail(done.stdout + done.stderr)
-            )
-    if not executable.exists():
-        raise RuntimeError(f"installed label-studio=={LABEL_STUDIO_VERSION} but {executable} does not exist")
-    return executable
+    return ensure_label_studio(venv, lambda _message: None)
 
 
 class _ServerProcess:
@@ -210,21 +194,7 @@ class LabelStudioServer(_ServerProcess):
         ]  # fmt: skip
 
     def _env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k not in LS_DROPPED_ENV}
-        env.update(
-            LABEL_STUDIO_BASE_DATA_DIR=str(self.data_dir),
-            LABEL_STUDIO_USERNAME=self.username,
-            LABEL_STUDIO_PASSWORD=self.password,
-            LABEL_STUDIO_USER_TOKEN=self.token,
-            LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN="true",
-            LABEL_STUDIO_ML_BLOCK_LOCAL_IP="false",
-            LABEL_STUDIO_SSRF_PROTECTION_ENABLED="false",
-            LABEL_STUDIO_COLLECT_ANALYTICS="false",
-            LABEL_STUDIO_LATEST_VERSION_CHECK="false",
-            LABEL_STUDIO_SENTRY_DSN="",
-            LABEL_STUDIO_FRONTEND_SENTRY_DSN="",
-        )
-        return env
+        return label_studio_env(self.data_dir, Credentials(self.username, self.password, self.token))
 
     def _cwd(self) -> Path:
         return self.data_dir
