@@ -179,14 +179,21 @@ def worker(
 ) -> None:
     """Run training jobs dispatched through Redis with RQ (scaled-out mode; the store is TAGLOOP_DATABASE_URL)."""
     from backend.services import build_services
+    from backend.training.priority import lower_priority
     from backend.training.rq_worker import queue_name, run_worker
+    from backend.training.setfit_training import preload_libraries
 
     settings = _settings(data_dir)
     _logging(settings)
+    priority = lower_priority(settings.training_priority, whole_process=True)  # threads started later inherit it
+    loaded_s = preload_libraries()
     services = build_services(settings, worker=False)
     where = settings.resolved_database_url.split("@")[-1]
     queue = queue_name(settings.resolved_database_url)
-    typer.echo(f"tagloop worker: RQ queue {queue!r} on {settings.redis_url.split('@')[-1]}, store {where}")
+    typer.echo(
+        f"tagloop worker: RQ queue {queue!r} on {settings.redis_url.split('@')[-1]}, store {where}, "
+        f"CPU priority {priority}, training libraries loaded in {loaded_s:.1f} s"
+    )
     try:
         run_worker(services, burst=burst)
     finally:
@@ -430,8 +437,11 @@ def bench_predict(
     slow_steps: Annotated[int, typer.Option(help="SetFit steps of the training measured against.")] = 200,
     busy_calls: Annotated[int, typer.Option(help="Most single-text calls while that training runs.")] = 1000,
     worker: Annotated[
-        str, typer.Option(help="inprocess: train in the web process; redis: in a `tagloop worker` (nice 10).")
+        str, typer.Option(help="inprocess: train in the web process; redis: in a `tagloop worker` process.")
     ] = "inprocess",
+    training_priority: Annotated[
+        str, typer.Option(help="CPU priority of the training measured against: idle, low or normal.")
+    ] = "idle",
 ) -> None:
     """/predict throughput and latency (HTTP and in-process, batch 1 and 32) vs HF pipeline, latency while a
     slow-tier training runs, web-process RSS, served vs torch accuracy. Last line: one JSON object."""
@@ -447,6 +457,7 @@ def bench_predict(
         slow_steps=slow_steps,
         busy_calls=busy_calls,
         worker=worker,
+        training_priority=training_priority,
     )
     try:
         report = run_predict_bench(config, progress=lambda m: typer.echo(m, err=True))

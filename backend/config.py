@@ -15,6 +15,8 @@ from backend.errors import SettingsError
 PREFIX = "TAGLOOP_"
 MODEL_KINDS = ("setfit",)
 WORKERS = ("inprocess", "redis")
+PRIORITIES = ("idle", "low", "normal")
+"""``training_priority`` values (``backend.training.priority``)."""
 SLOW_TIERS = ("setfit", "transformer")
 PRECISIONS = ("int8", "fp32", "torch")
 SECRET_MARKERS = ("token", "password", "api_key")
@@ -54,6 +56,15 @@ class Settings:
     worker: str = "inprocess"
     """inprocess: a training thread in the web process; redis: `tagloop worker` processes, woken via Redis."""
     redis_url: str = "redis://127.0.0.1:6379/0"
+    training_priority: str = "idle"
+    """CPU priority of training threads and `tagloop worker` processes: idle (SCHED_IDLE: serving always comes
+    first), low (nice 19) or normal."""
+    training_yield_ms: float = 200.0
+    """Between two training steps, pause while this machine's web process served a request within this many ms
+    (0: never pause); see ``backend.training.yielding``."""
+    training_yield_share: float = 0.75
+    """Most of a training's wall time spent paused for serving (0.75: at most four times as slow while requests
+    never stop; not slowed at all while none come)."""
     worker_poll_s: float = 2.0
     job_stale_s: float = 60.0
     """A running job whose worker stopped heart-beating this long is requeued."""
@@ -105,6 +116,9 @@ class Settings:
     """Concurrent /predict requests are coalesced into one batch of up to predict_batch_size within this wait."""
     inference_threads: int = 0
     """Threads per inference session; 0 means one per CPU core."""
+    write_behind_ms: float = 100.0
+    """/predict's bookkeeping and new cached embeddings are written by a background thread at most this often
+    (one transaction per interval instead of one per request); readers in the process flush first."""
 
     # --- authentication (issue #9) ---
     api_key: str = ""
@@ -158,12 +172,21 @@ class Settings:
         for name in ("transformer_valid_fraction", "review_target_precision", "review_suspect_confidence"):
             if not 0.0 < getattr(self, name) < 1.0:
                 raise SettingsError(f"{name}: got {getattr(self, name)}, expected a number in (0, 1)")
+        if not 0.0 <= self.training_yield_share < 1.0:
+            raise SettingsError(f"training_yield_share: got {self.training_yield_share}, expected a number in [0, 1)")
         if not 0.0 < self.parity_min_agreement <= 1.0:
             raise SettingsError(f"parity_min_agreement: got {self.parity_min_agreement}, expected a number in (0, 1]")
         for name in ("transformer_learning_rate",):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{name}: got {getattr(self, name)}, expected a number > 0")
-        for name in ("batch_max_wait_ms", "inference_threads", "review_low_confidence_band", "review_scan_every_s"):
+        for name in (
+            "batch_max_wait_ms",
+            "inference_threads",
+            "write_behind_ms",
+            "training_yield_ms",
+            "review_low_confidence_band",
+            "review_scan_every_s",
+        ):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{name}: got {getattr(self, name)}, expected a number >= 0")
         for name in ("transformer_epochs", "transformer_batch_size", "transformer_patience"):
@@ -172,6 +195,10 @@ class Settings:
         self.psi_thresholds  # noqa: B018 (validates psi_bands)
         if self.log_format not in LOG_FORMATS:
             raise SettingsError(f"log_format: got {self.log_format!r}, expected one of {list(LOG_FORMATS)}")
+        if self.training_priority not in PRIORITIES:
+            raise SettingsError(
+                f"training_priority: got {self.training_priority!r}, expected one of {list(PRIORITIES)}"
+            )
         if self.worker not in WORKERS:
             raise SettingsError(f"worker: got {self.worker!r}, expected one of {list(WORKERS)}")
         for name in ("worker_poll_s", "job_stale_s", "job_backoff_s"):

@@ -29,6 +29,7 @@ def export_labels(services: Services, project_id: int, out: Path, fmt: str) -> P
     if fmt not in FORMATS:
         raise NotFound(f"format: got {fmt!r}, expected one of {list(FORMATS)}")
     store = services.store
+    services.served.flush()
     served = store.tasks_with_predictions(project_id)
     rows: list[dict[str, Any]] = []
     for ann in store.annotations(project_id):

@@ -14,7 +14,9 @@ from backend.models.encoder import Encoder
 from backend.models.registry import ModelRegistry
 from backend.store.jobs import JobQueue, JobRecord
 from backend.store.records import ProjectRecord
+from backend.store.served_log import ServedLog
 from backend.store.sql_store import SqlStore
+from backend.training.yielding import ACTIVITY_FILE, ServingActivity
 
 
 class Waker(Protocol):
@@ -35,6 +37,10 @@ class Services:
     jobs: JobQueue
     embeddings: EmbeddingCache
     waker: Waker
+    served: ServedLog
+    """/predict's bookkeeping (task data, served predictions, PSI scores), written behind the responses."""
+    activity: ServingActivity
+    """Marked by /predict; training on this machine pauses between steps while it is recent."""
 
     def request_training(self, project_id: int, tier: str, reason: str) -> str:
         """Queue a job (joining a queued one of the same project and tier) and wake a worker."""
@@ -93,6 +99,7 @@ class Services:
         """Stop the in-process worker and release the database."""
         self.waker.stop()
         self.models.close()
+        self.served.close()
         self.store.close()
 
 
@@ -109,7 +116,16 @@ def build_services(settings: Settings, *, base_encoder: Encoder | None = None, w
     models = ModelRegistry(settings, store, base=base_encoder)
     jobs = JobQueue(store, max_attempts=settings.job_max_attempts, backoff_s=settings.job_backoff_s)
     holder: list[Services] = []
-    services = Services(settings, store, models, jobs, EmbeddingCache(store), _LazyInProcess(holder))
+    services = Services(
+        settings,
+        store,
+        models,
+        jobs,
+        EmbeddingCache(store),
+        _LazyInProcess(holder),
+        ServedLog(store, interval_s=settings.write_behind_ms / 1000),
+        ServingActivity(settings.data_dir / ACTIVITY_FILE),
+    )
     holder.append(services)
     if settings.worker == "redis" or not worker:
         from backend.training.rq_worker import RQDispatcher

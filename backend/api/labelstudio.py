@@ -19,7 +19,7 @@ from backend.labelstudio.payloads import (
     require_object,
 )
 from backend.labelstudio.predictions import prediction, served_summary
-from backend.review.routing import record_served, route_annotation
+from backend.review.routing import route_annotation, served_scores
 from backend.review.verdicts import handle_review_event, review_project_of
 from backend.services import Services, get_services
 from backend.store.records import ProjectRecord
@@ -62,6 +62,7 @@ def setup() -> Response:
 def predict() -> Response:
     """Pre-annotations for the given tasks, one entry per task, in request order."""
     services = get_services()
+    services.activity.mark()  # training on this machine pauses between steps while requests come in
     settings = services.settings
     req = parse_predict(json_body(), max_tasks=settings.max_tasks_per_request)
     project, spec = _project_for(services, req.project_id, req.label_config)
@@ -70,8 +71,6 @@ def predict() -> Response:
         ref = f"tasks[{i}] (id {task.id})"
         for c in spec.controls:
             texts[c.name].append(control_text(c, task.data, task_ref=ref, max_chars=settings.max_text_chars))
-    if project.id > 0:
-        services.store.upsert_tasks(project.id, [(t.id, t.data) for t in req.tasks if t.id is not None])
     model = services.models.get(project, spec)
     served = services.models.predict(model, texts)  # batched with concurrent requests, embeddings cached
     probas, threshold = served.probas, settings.multi_label_threshold
@@ -79,11 +78,14 @@ def predict() -> Response:
         prediction(spec, probas, row, model_version=model.version, threshold=threshold, truncated=served.truncated)
         for row in range(len(req.tasks))
     ]
-    if project.id > 0:
-        services.store.record_predictions(
-            {t.id: served_summary(r) for t, r in zip(req.tasks, results, strict=True) if t.id}
+    if project.id > 0:  # written behind the response: bookkeeping, not acknowledged data
+        services.served.add(
+            project.id,
+            tasks={t.id: t.data for t in req.tasks if t.id is not None},
+            predictions={t.id: served_summary(r) for t, r in zip(req.tasks, results, strict=True) if t.id},
+            version=model.version,
+            scores=served_scores(services, spec, probas),  # for PSI against the reference window
         )
-        record_served(services, project, spec, probas, model.version)  # for PSI against the reference window
     return jsonify({"results": results, "model_version": model.version})
 
 
@@ -92,6 +94,7 @@ def webhook() -> tuple[Response, int]:
     """Persist annotation events before answering; training is only queued here."""
     services = get_services()
     event = parse_webhook(json_body())
+    services.served.flush()  # review routing and training read what /predict recorded
     if (review_project := review_project_of(services, event)) is not None:  # a moderator's verdict
         return jsonify(handle_review_event(services, event, review_project)), 200
     if event.action in ("ANNOTATION_CREATED", "ANNOTATION_UPDATED"):

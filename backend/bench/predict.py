@@ -1,7 +1,8 @@
 """``tagloop bench predict``: serving speed of tagloop's /predict next to Hugging Face's pipeline, in one run.
 
 From a labeled CSV (``text,label``, single-label rows) the run builds a project on a real ``tagloop serve``
-subprocess (fresh data dir; slow tier in-process, or in a niced `tagloop worker` with ``worker=redis``), labels
+subprocess (fresh data dir; slow tier in-process, or in a `tagloop worker` with ``worker=redis``; training at
+``training_priority``), labels
 ``n_train`` rows through /webhook, trains a fast-tier version (heads on the served body) and measures:
 
 - on the same texts, in ``ROUNDS`` alternating rounds (so load from other processes hits all three alike),
@@ -41,6 +42,7 @@ import requests
 from backend.bench.freshness import annotation_event
 from backend.bench.predict_report import summary, table
 from backend.bench.predict_server import PROJECT, Server, TaskIds, predict_http
+from backend.config import PRIORITIES
 
 Progress = Callable[[str], None]
 ROUNDS = 4
@@ -68,13 +70,16 @@ class PredictBenchConfig:
     """inprocess: the slow tier trains in a thread of the web process; redis: in a `tagloop worker` process."""
     redis_url: str = "redis://127.0.0.1:6379/14"
     """A Redis database for the bench alone: it is emptied when the worker starts."""
-    worker_nice: int = 10
-    """Niceness of the `tagloop worker` process (training is batch work; serving is latency-bound)."""
+    training_priority: str = "idle"
+    """``Settings.training_priority`` of the server and worker: idle, low or normal (training is batch work;
+    serving is latency-bound)."""
     timeout_s: float = 900.0
 
     def __post_init__(self) -> None:
         if self.worker not in ("inprocess", "redis"):
             raise ValueError(f"worker: got {self.worker!r}, expected 'inprocess' or 'redis'")
+        if self.training_priority not in PRIORITIES:
+            raise ValueError(f"training_priority: got {self.training_priority!r}, expected one of {list(PRIORITIES)}")
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:

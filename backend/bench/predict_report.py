@@ -56,8 +56,9 @@ def table(report: dict[str, Any]) -> str:
         lines.append(f"{name:<34}{row['batch']:>6}{row['texts_per_s']:>10}{_ms(row['p50_ms'])}{_ms(row['p99_ms'])}")
     busy, acc = report["busy"], report["accuracy"]
     lines += [
-        f"single text while SetFit trains: p50 {busy['p50_ms']} ms, p99 {busy['p99_ms']} ms, max {busy['max_ms']} ms "
-        f"({busy['calls']} calls; training {busy['training_state_at_end']} at the end)",
+        f"single text while SetFit trains ({_where(report['config'])}): p50 {busy['p50_ms']} ms, "
+        f"p99 {busy['p99_ms']} ms, max {busy['max_ms']} ms ({busy['calls']} calls; training "
+        f"{busy['training_state_at_end']} at the end)",
         f"web process peak RSS: {report['rss_serving_mb']} MB serving, {report['rss_training_mb']} MB after the "
         + ("training in it" if report["config"]["worker"] == "inprocess" else "training in a `tagloop worker`"),
         f"served body: {report['serving'].get('served')} ({report['serving'].get('reason')})",
@@ -67,6 +68,11 @@ def table(report: dict[str, Any]) -> str:
         f"on {report['load_start']['cpus']} CPUs",
     ]
     return "\n".join(lines)
+
+
+def _where(config: dict[str, Any]) -> str:
+    place = "in the web process" if config["worker"] == "inprocess" else "in a `tagloop worker`"
+    return f"{place}, priority {config.get('training_priority', 'normal')}"
 
 
 def _ms(value: float | None) -> str:

@@ -47,6 +47,7 @@ class Server:
             "TRANSFORMERS_OFFLINE": "1",
             "TAGLOOP_WORKER": config.worker,
             "TAGLOOP_REDIS_URL": config.redis_url,
+            "TAGLOOP_TRAINING_PRIORITY": config.training_priority,
         }
         self.log = data_dir / "server.log"
         self.proc = subprocess.Popen(
@@ -61,7 +62,7 @@ class Server:
         self.session = requests.Session()
 
     def start_worker(self) -> None:
-        """With ``worker=redis``: empty the bench's Redis database, start a niced `tagloop worker` (after the server
+        """With ``worker=redis``: empty the bench's Redis database, start a `tagloop worker` (after the server
         migrated the store)."""
         if self.config.worker != "redis":
             return
@@ -70,7 +71,7 @@ class Server:
         # RQ job ids are the store's job ids: a fresh store must not meet jobs of an earlier run in Redis
         redis.Redis.from_url(self.config.redis_url).flushdb()
         self.worker = subprocess.Popen(
-            ["nice", "-n", str(self.config.worker_nice), sys.executable, "-m", "backend", "worker"],
+            [sys.executable, "-m", "backend", "worker"],
             env=self.env,
             stdout=(self.data_dir / "worker.log").open("ab"),
             stderr=subprocess.STDOUT,

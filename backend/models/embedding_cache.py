@@ -25,7 +25,7 @@ class EmbeddingCache:
     """Encode through the store: cached vectors are read, missing ones encoded and written.
 
     ``write`` stores new vectors (body key, text hash → float32 bytes); default ``store.put_embeddings``. The
-    serving path passes a ``batching.WriteBehind`` so a request does not wait for the commit.
+    serving path passes a ``write_behind.WriteBehind`` so a request does not wait for the commit.
     """
 
     def __init__(self, store: SqlStore, *, write: Callable[[str, dict[str, bytes]], None] | None = None) -> None:

@@ -21,7 +21,7 @@ import numpy as np
 
 from backend.config import Settings
 from backend.labelstudio.label_config import LabelSpec
-from backend.models.batching import BatchedEncoder, WriteBehind
+from backend.models.batching import BatchedEncoder
 from backend.models.classifier import TextClassifier, zero_shot_classifier, zero_shot_version
 from backend.models.embedding_cache import EmbeddingCache
 from backend.models.encoder import Encoder, bundled_model_path
@@ -40,6 +40,7 @@ from backend.models.serving import (
 )
 from backend.store.records import ProjectRecord
 from backend.store.sql_store import SqlStore
+from backend.write_behind import WriteBehind
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,9 @@ class ModelRegistry:
     def __init__(self, settings: Settings, store: SqlStore, *, base: Encoder | None = None) -> None:
         self.settings = settings
         self.store = store
-        self._cache_writer = WriteBehind(store.put_embeddings)
+        self._cache_writer = WriteBehind(
+            store.put_embeddings_batch, name="cache-writer", interval_s=settings.write_behind_ms / 1000
+        )
         self.embeddings = EmbeddingCache(store, write=self._cache_writer)
         """The serving path's cache: lookups in the request, writes behind it (one commit for many requests)."""
         self._lock = threading.RLock()

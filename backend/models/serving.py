@@ -1,10 +1,11 @@
 """Which body serves: an ONNX Runtime export of the torch body when it keeps the heads' decisions, else torch.
 
 For a body directory (the bundled base, or a slow-tier version's ``body/``), ``decide_serving`` exports the
-body to ONNX (fp32 graph + int8 per-channel dynamic quantization, ``onnx_encoder.export_onnx``), encodes a
+body to ONNX (fp32 graph + two int8 per-channel dynamic quantizations, ``onnx_encoder.export_onnx``), encodes a
 sample of texts with torch and with each candidate graph, and serves the first candidate whose argmax
-agreement with torch is at least ``parity_min_agreement`` for every head. Candidates: ``int8`` then ``fp32``
-for ``serve_precision=int8``; ``fp32`` for ``serve_precision=fp32``; none for ``torch``. When the export
+agreement with torch is at least ``parity_min_agreement`` for every head. Candidates: ``int8-all`` (every
+weight MatMul int8: the fastest), ``int8`` (feed-forward down-projections fp32) then ``fp32`` for
+``serve_precision=int8``; ``fp32`` for ``serve_precision=fp32``; none for ``torch``. When the export
 fails or no candidate passes, torch serves, and the reason is logged and recorded.
 
 The decision is written as ``serving.json`` into the export directory, so later loads (another process, a
@@ -59,7 +60,7 @@ ANCHORS = 16
 """Anchor texts of the neighbour head that checks a body no trained head uses yet (the base body)."""
 MIN_MEAN_COSINE = 0.98
 """Mean cosine between torch and candidate embeddings a candidate needs (``ParityReport.passes``' bound)."""
-CANDIDATES = {"int8": ("int8", "fp32"), "fp32": ("fp32",), "torch": ()}
+CANDIDATES = {"int8": ("int8-all", "int8", "fp32"), "fp32": ("fp32",), "torch": ()}
 """serve_precision → ONNX precisions tried in order (the first that passes parity serves)."""
 GENERIC_TEXTS = (
     "The central bank raised interest rates by a quarter point on Wednesday.",
@@ -105,7 +106,7 @@ class ServingDecision:
     requested: str
     """``serve_precision`` when decided: int8, fp32 or torch."""
     served: str
-    """What serves: int8, fp32 or torch."""
+    """What serves: int8-all, int8, fp32 or torch."""
     source: str
     """``source`` of the served body (embedding-cache key)."""
     reason: str
@@ -363,7 +364,8 @@ def _record(decision: ServingDecision, directory: Path) -> ServingDecision:
         decision.write(directory)
     except OSError as exc:  # the decision still holds for this process
         log.warning("could not write %s: %r", directory / SERVING_FILE, exc)
-    level = logging.INFO if decision.served == decision.requested else logging.WARNING
+    fell_back = decision.served == "torch" or decision.served == "fp32" != decision.requested
+    level = logging.WARNING if fell_back and decision.requested != "torch" else logging.INFO
     log.log(level, "serving %s as %s: %s", decision.body, decision.served, decision.reason)
     return decision
 

@@ -36,7 +36,9 @@ REVIEW = "review"
 
 
 def review_store(services: Services) -> ReviewStore:
-    """The review tables on the services' database."""
+    """The review tables on the services' database, after /predict's queued rows are written (routing, scans
+    and drift read the served predictions and scores)."""
+    services.served.flush()
     return ReviewStore(services.store)
 
 
@@ -170,10 +172,8 @@ def scan_disagreements(services: Services, project: ProjectRecord, spec: LabelSp
     return created
 
 
-def record_served(
-    services: Services, project: ProjectRecord, spec: LabelSpec, probas: Mapping[str, np.ndarray], version: str
-) -> None:
-    """Keep the score of each served prediction for PSI: the harm score on a moderated project, else the top
+def served_scores(services: Services, spec: LabelSpec, probas: Mapping[str, np.ndarray]) -> list[float]:
+    """The score of each served prediction kept for PSI: the harm score on a moderated project, else the top
     probability of the first control."""
     control = moderation_control(spec, services.settings.harmful_label_set)
     if control is not None:
@@ -181,7 +181,7 @@ def record_served(
         scores = mod.harm_scores(probas[control.name]) if mod is not None else np.zeros(0)
     else:
         scores = probas[spec.controls[0].name].max(axis=1)
-    review_store(services).add_scores(project.id, version, "served", scores.tolist())
+    return [float(x) for x in scores]
 
 
 def scan_low_confidence(services: Services, project: ProjectRecord, spec: LabelSpec, version: str) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -296,12 +296,20 @@ class SqlStore:
 
     def put_embeddings(self, body_key: str, vectors: dict[str, bytes]) -> None:
         """Store vectors by text hash; existing ones are kept (same text and body give the same vector)."""
-        if not vectors:
-            return
+        self.put_embeddings_batch({body_key: vectors})
+
+    def put_embeddings_batch(self, batch: Mapping[Hashable, Mapping[Any, bytes]]) -> None:
+        """``put_embeddings`` for several bodies (body key → text hash → vector) in one transaction."""
         from sqlalchemy.dialects import postgresql, sqlite
 
         insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
-        rows = [{"body_key": body_key, "text_hash": h, "vector": v} for h, v in vectors.items()]
+        rows = [
+            {"body_key": str(key), "text_hash": str(h), "vector": v}
+            for key, vectors in batch.items()
+            for h, v in vectors.items()
+        ]
+        if not rows:
+            return
         with self._session() as s, s.begin():
             for start in range(0, len(rows), 1000):
                 s.execute(insert(orm.Embedding).values(rows[start : start + 1000]).on_conflict_do_nothing())

@@ -28,6 +28,7 @@ from backend.training.dataset import ControlData, control_data
 from backend.training.fitting import TrainResult, cv_metrics, train_fast
 from backend.training.retention import prune_versions
 from backend.training.setfit_training import train_setfit
+from backend.training.yielding import Pause
 
 log = logging.getLogger(__name__)
 FAST, SLOW, TRANSFORMER, PUSH, CATCHUP, REVIEW = "fast", "setfit", "transformer", "push", "catchup", "review"
@@ -40,8 +41,18 @@ def _no_progress(fraction: float, message: str) -> None:
     """Default progress sink."""
 
 
-def train_project(services: Services, project_id: int, tier: str = SLOW, *, progress: Progress = _no_progress) -> str:
+def train_project(
+    services: Services,
+    project_id: int,
+    tier: str = SLOW,
+    *,
+    progress: Progress = _no_progress,
+    pause: Pause | None = None,
+) -> str:
     """Train a ``tier`` version on the project's usable labels, record it, publish it if it is not worse.
+
+    ``pause`` is called throughout a slow-tier training (``yielding.pause_points``): the worker passes a
+    ``YieldToServing``.
 
     ``push`` trains nothing: it pushes the current version to Label Studio again (after a rollback).
     """
@@ -74,9 +85,10 @@ def train_project(services: Services, project_id: int, tier: str = SLOW, *, prog
         from backend.training.transformer_training import train_transformer
 
         base = Path(settings.transformer_model) if settings.transformer_model else services.models.base_path
-        result = train_transformer(spec, data, base, settings, version, progress=progress)
+        result = train_transformer(spec, data, base, settings, version, progress=progress, pause=pause)
     else:
-        result = train_setfit(spec, data, services.models.base_path, settings, version, progress=progress)
+        base = services.models.base_path
+        result = train_setfit(spec, data, base, settings, version, progress=progress, pause=pause)
     path = settings.models_dir / str(project_id) / version
     if path.exists():
         shutil.rmtree(path)

@@ -21,6 +21,7 @@ from backend.models.classifier import TextClassifier
 from backend.models.encoder import Encoder, offline
 from backend.training.dataset import ControlData
 from backend.training.fitting import TrainResult, fit_heads, label_counts, primary_control
+from backend.training.yielding import Pause, pause_points
 
 log = logging.getLogger(__name__)
 
@@ -33,17 +34,37 @@ def train_setfit(
     version: str,
     *,
     progress: Callable[[float, str], None] | None = None,
+    pause: Pause | None = None,
 ) -> TrainResult:
-    """Slow tier: fine-tune a copy of the body at ``base`` with SetFit, then fit a head per control."""
+    """Slow tier: fine-tune a copy of the body at ``base`` with SetFit, then fit a head per control. ``pause`` is
+    called at every layer's forward and backward pass (``yielding.pause_points``)."""
     started = time.perf_counter()
     primary = primary_control(data, settings)
     encoder = Encoder.load(base, max_seq_length=settings.max_seq_length, batch_size=settings.predict_batch_size)
     if settings.setfit_num_iterations > 0 and settings.setfit_max_steps > 0:
-        fine_tune_body(encoder, primary, settings, progress)
+        with pause_points(encoder.body, pause):
+            fine_tune_body(encoder, primary, settings, progress)
         encoder.source = f"unsaved:{version}"  # a new body: never share cached embeddings of the base
     heads, metrics = fit_heads(spec, data, encoder, encoder.encode, settings)
     classifier = TextClassifier(version=version, encoder=encoder, heads=heads)
     return TrainResult(classifier, metrics, label_counts(data), len(primary.texts), time.perf_counter() - started)
+
+
+def preload_libraries() -> float:
+    """Import what a slow-tier job needs (torch, sentence-transformers, SetFit, datasets); returns the seconds.
+
+    `tagloop worker` calls it at start, so a job does not pay several seconds of imports, and the page faults
+    and file reads of importing do not land while the web process serves (they run in kernel mode, where the
+    idle training priority does not yield the CPU at once).
+    """
+    started = time.perf_counter()
+    offline()
+    import datasets  # noqa: F401
+    import sentence_transformers  # noqa: F401
+    import setfit  # noqa: F401
+    import torch  # noqa: F401
+
+    return time.perf_counter() - started
 
 
 def fine_tune_body(

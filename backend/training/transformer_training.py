@@ -27,6 +27,7 @@ from backend.models.heads import fit_head
 from backend.models.sequence import TransformerClassifier, mean_pooling_encoder
 from backend.training.dataset import ControlData
 from backend.training.fitting import Embed, TrainResult, cv_metrics, fit_heads, label_counts, primary_control
+from backend.training.yielding import Pause, pause_points
 
 log = logging.getLogger(__name__)
 Progress = Callable[[float, str], None]
@@ -95,6 +96,7 @@ def fine_tune(
     multi_label: bool,
     settings: Settings,
     progress: Progress | None = None,
+    pause: Pause | None = None,
 ) -> tuple[Any, Any, FineTuneReport]:
     """Fine-tune ``AutoModelForSequenceClassification`` from ``base`` on (texts, targets).
 
@@ -164,36 +166,37 @@ def fine_tune(
 
     best_state: dict[str, Any] | None = None
     best, waited, step = -1.0, 0, 0
-    for epoch in range(1, settings.transformer_epochs + 1):
-        model.train()
-        order = train_idx[torch.randperm(len(train_idx), generator=generator).numpy()]
-        for start in range(0, len(order), batch):
-            rows = order[start : start + batch]
-            logits = model(**encode(rows)).logits
-            y = torch.tensor(targets[rows], dtype=torch.float32 if multi_label else torch.long)
-            loss = loss_fn(logits, y)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            schedule.step()
-            optimizer.zero_grad()
-            step += 1
-            if progress is not None:
-                progress(0.85 * step / total, f"epoch {epoch}/{settings.transformer_epochs}, step {step}/{total}")
-        report.epochs_run = epoch
-        if not len(valid_idx):
-            report.best_epoch = epoch
-            continue
-        score = evaluate()
-        report.valid_history.append(round(score, 4))
-        if score > best:
-            best, waited, report.best_epoch = score, 0, epoch
-            best_state = copy.deepcopy(model.state_dict())
-        else:
-            waited += 1
-            if waited >= settings.transformer_patience:
-                report.stopped_early = epoch < settings.transformer_epochs
-                break
+    with pause_points(model, pause):  # requests being served on this machine come first
+        for epoch in range(1, settings.transformer_epochs + 1):
+            model.train()
+            order = train_idx[torch.randperm(len(train_idx), generator=generator).numpy()]
+            for start in range(0, len(order), batch):
+                rows = order[start : start + batch]
+                logits = model(**encode(rows)).logits
+                y = torch.tensor(targets[rows], dtype=torch.float32 if multi_label else torch.long)
+                loss = loss_fn(logits, y)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                optimizer.step()
+                schedule.step()
+                optimizer.zero_grad()
+                step += 1
+                if progress is not None:
+                    progress(0.85 * step / total, f"epoch {epoch}/{settings.transformer_epochs}, step {step}/{total}")
+            report.epochs_run = epoch
+            if not len(valid_idx):
+                report.best_epoch = epoch
+                continue
+            score = evaluate()
+            report.valid_history.append(round(score, 4))
+            if score > best:
+                best, waited, report.best_epoch = score, 0, epoch
+                best_state = copy.deepcopy(model.state_dict())
+            else:
+                waited += 1
+                if waited >= settings.transformer_patience:
+                    report.stopped_early = epoch < settings.transformer_epochs
+                    break
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
@@ -208,8 +211,10 @@ def train_transformer(
     version: str,
     *,
     progress: Progress | None = None,
+    pause: Pause | None = None,
 ) -> TrainResult:
-    """Slow tier, transformer kind: fine-tune ``base`` on the primary control, heads for the others."""
+    """Slow tier, transformer kind: fine-tune ``base`` on the primary control, heads for the others (``pause``: see
+    ``yielding.pause_points``)."""
     started = time.perf_counter()
     primary = primary_control(data, settings)
     control = primary.control
@@ -218,7 +223,7 @@ def train_transformer(
     else:
         targets = np.array([control.labels.index(t[0]) for t in primary.targets], dtype=np.int64)
     model, tokenizer, report = fine_tune(
-        base, primary.texts, targets, control.labels, control.multi_label, settings, progress
+        base, primary.texts, targets, control.labels, control.multi_label, settings, progress, pause
     )
     encoder = mean_pooling_encoder(
         base,

@@ -17,6 +17,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from backend.store.jobs import JobRecord
+from backend.training.priority import lower_priority
+from backend.training.yielding import YieldToServing
 
 if TYPE_CHECKING:
     from backend.services import Services
@@ -56,11 +58,16 @@ class Worker:
         beat = threading.Thread(target=self._beat, args=(job.id, done), daemon=True, name=f"heartbeat-{job.id}")
         beat.start()
 
+        settings = self.services.settings
+        yield_to_serving = YieldToServing(
+            self.services.activity, quiet_s=settings.training_yield_ms / 1000, max_share=settings.training_yield_share
+        )
+
         def progress(fraction: float, message: str) -> None:
             jobs.heartbeat(job.id, progress=fraction, message=message)
 
         try:
-            version = train_project(self.services, job.project_id, job.tier, progress=progress)
+            version = train_project(self.services, job.project_id, job.tier, progress=progress, pause=yield_to_serving)
         except Exception as exc:  # recorded on the job; the served version stays as it was
             log.exception("job %s (%s of project %s) failed", job.id, job.tier, job.project_id)
             failed = jobs.fail(job.id, f"{type(exc).__name__}: {exc}")
@@ -70,10 +77,13 @@ class Worker:
         finally:
             done.set()
             beat.join(timeout=5)
+            if yield_to_serving.paused_s >= 0.1:
+                log.info("job %s paused %.1f s for requests being served", job.id, yield_to_serving.paused_s)
 
     def run_forever(self, stop: threading.Event) -> None:
         """Loop until ``stop`` is set: run every runnable job, then wait for a wake-up or ``poll_s``."""
-        log.info("worker %s started", self.name)
+        applied = lower_priority(self.services.settings.training_priority)
+        log.info("worker %s started (training priority %s)", self.name, applied)
         requeued = recover_dead_local_workers(self.services)
         if requeued:
             log.info("requeued %d job(s) of workers on this host that are gone", requeued)

@@ -1,5 +1,5 @@
 """``Batcher``: concurrent calls coalesce, rows go back to their caller, errors reach only their caller, and a
-lone call is not held back. ``WriteBehind``: cache writes of many requests become one write."""
+lone call is not held back."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from backend.models.batching import BatchedEncoder, Batcher, BatcherClosed, WriteBehind, truncated_mask
+from backend.models.batching import BatchedEncoder, Batcher, BatcherClosed, truncated_mask
 
 
 class SlowRows:
@@ -159,41 +159,3 @@ def test_truncated_mask_skips_short_texts_without_tokenizing() -> None:
             raise AssertionError("short texts must not be tokenized")
 
     assert not truncated_mask(NoTokenizer(), ["short", "also short"], 128).any()
-
-
-def test_write_behind_merges_writes_and_flushes() -> None:
-    written: list[tuple[str, dict[str, bytes]]] = []
-    gate = threading.Event()
-
-    def write(key: str, vectors: dict[str, bytes]) -> None:
-        gate.wait(5)
-        written.append((key, dict(vectors)))
-
-    writer = WriteBehind(write)
-    writer("body", {"h1": b"1"})  # the thread takes it and blocks on the gate
-    time.sleep(0.05)
-    for i in range(2, 6):
-        writer("body", {f"h{i}": b"x"})  # accumulate while the first write is blocked
-    gate.set()
-    assert writer.flush(5)
-    assert written[0] == ("body", {"h1": b"1"})
-    assert written[1:] == [("body", {f"h{i}": b"x" for i in range(2, 6)})]  # one merged write
-    writer.close()
-    writer("body", {"late": b"y"})  # after close: written synchronously
-    assert written[-1] == ("body", {"late": b"y"})
-
-
-def test_write_behind_drops_failed_writes_and_keeps_going() -> None:
-    written: list[str] = []
-
-    def write(key: str, vectors: dict[str, bytes]) -> None:
-        if key == "bad":
-            raise OSError("disk full")
-        written.append(key)
-
-    writer = WriteBehind(write)
-    writer("bad", {"h": b"1"})
-    writer.flush(5)
-    writer("good", {"h": b"1"})
-    assert writer.flush(5) and written == ["good"]
-    writer.close()

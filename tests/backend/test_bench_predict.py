@@ -44,7 +44,7 @@ def test_cli_prints_a_table_then_one_json_line(ag_news: str, tmp_path: object) -
     assert all(summary[k] is not None for k in KEYS), summary
     assert summary["ratio_vs_pipeline"] > 0 and 0 < summary["p50_ms"] <= summary["p99_ms"]
     assert 100 < summary["rss_mb"] < 2000 and abs(summary["accuracy_delta_pp"]) <= 100
-    assert summary["served_body"] in ("int8", "fp32", "torch") and summary["version"] == "1-fast-1"
+    assert summary["served_body"] in ("int8-all", "int8", "fp32", "torch") and summary["version"] == "1-fast-1"
     assert summary["http"]["b32"]["texts"] == 8 and summary["pipeline"]["b1"]["texts"] == 6
     assert summary["busy"]["calls"] >= 1 and summary["accuracy"]["n_eval"] == 16
     assert any(line.startswith("tagloop /predict HTTP") for line in lines)  # the table

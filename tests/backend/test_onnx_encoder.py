@@ -1,4 +1,4 @@
-"""ONNX export of the bundled MiniLM body: files, parity with torch (fp32 and int8), pooling, threads, errors.
+"""ONNX export of the bundled MiniLM body: files, parity with torch (fp32, int8, int8-all), pooling, threads, errors.
 
 Measured on this machine (ag_news, head fitted on 60 torch embeddings, 200 other rows):
 fp32 min cosine 0.9999998, head agreement 1.0; int8 mean cosine 0.993, min 0.986, agreement 0.99, max |Δp| 0.07
@@ -26,6 +26,7 @@ from backend.models.onnx_encoder import (
     check_parity,
     export_onnx,
     fp32_nodes,
+    length_chunks,
     pool,
     pooling_from_config,
     read_pooling_mode,
@@ -53,6 +54,11 @@ def onnx_int8(exported: Path) -> OnnxEncoder:
 
 
 @pytest.fixture(scope="module")
+def onnx_int8_all(exported: Path) -> OnnxEncoder:
+    return OnnxEncoder.load(exported, precision="int8-all", threads=2)
+
+
+@pytest.fixture(scope="module")
 def head(encoder: Encoder) -> FittedHead:
     """Logistic head on torch embeddings of the first 60 ag_news rows."""
     rows = read_rows("ag_news", N_TRAIN)
@@ -67,10 +73,12 @@ def _texts(n: int, offset: int = N_TRAIN) -> list[str]:
 
 @pytest.mark.model
 def test_export_writes_graphs_tokenizer_and_config(exported: Path, onnx_int8: OnnxEncoder) -> None:
-    for name in ("model.onnx", "model.int8.onnx", "tokenizer.json", "onnx_config.json"):
+    for name in ("model.onnx", "model.int8-all.onnx", "model.int8.onnx", "tokenizer.json", "onnx_config.json"):
         assert (exported / name).is_file(), name
+    fp32_size = (exported / "model.onnx").stat().st_size
+    assert (exported / "model.int8-all.onnx").stat().st_size < fp32_size * 0.3  # every weight MatMul int8
     # int8 weights, but the 6 feed-forward down-projections (1536 × 384 each) stay fp32 (``fp32_nodes``)
-    assert (exported / "model.int8.onnx").stat().st_size < (exported / "model.onnx").stat().st_size * 0.4
+    assert fp32_size * 0.3 < (exported / "model.int8.onnx").stat().st_size < fp32_size * 0.4
     assert onnx_int8.pooling == "mean" and onnx_int8.dim == 384
     assert onnx_int8.input_names == ("input_ids", "attention_mask", "token_type_ids")
     import onnx
@@ -96,10 +104,40 @@ def test_int8_keeps_logistic_head_decisions(encoder: Encoder, onnx_int8: OnnxEnc
 
 
 @pytest.mark.model
+def test_int8_all_keeps_logistic_head_decisions(encoder: Encoder, onnx_int8_all: OnnxEncoder, head: FittedHead) -> None:
+    """Every weight MatMul int8: the fastest graph, a little further from torch than ``int8`` (the parity check
+    in ``serving`` decides per body which one serves)."""
+    texts = _texts(200)
+    report = check_parity(encoder, onnx_int8_all, texts, {"topic": head.predict_proba})
+    assert report.mean_cosine >= 0.98 and report.min_cosine >= 0.95, report
+    assert report.heads["topic"].agreement >= 0.95, report
+    gold = [LABELS.index(r["label"]) for r in read_rows("ag_news", 200, offset=N_TRAIN)]
+    accuracy = {
+        name: float(np.mean(head.predict_proba(body.encode(texts)).argmax(1) == gold))
+        for name, body in (("torch", encoder), ("int8-all", onnx_int8_all))
+    }
+    assert abs(accuracy["int8-all"] - accuracy["torch"]) <= 0.02, accuracy
+
+
+@pytest.mark.model
 def test_padding_does_not_change_fp32_embeddings(onnx_fp32: OnnxEncoder) -> None:
     alone = onnx_fp32.encode(["hello there"])
-    padded = onnx_fp32.encode(["hello there", "a much longer sentence that forces padding " * 10])
+    tokens = onnx_fp32.tokenizer.encode_batch(["hello there", "a much longer sentence that forces padding " * 10])
+    padded = onnx_fp32._run(tokens)  # one session run, the short text padded to the long one
     assert np.allclose(alone[0], padded[0], atol=1e-5)
+
+
+def test_length_chunks_bound_padding_and_batch_size() -> None:
+    lengths = [10, 50, 48, 12, 11, 100, 47, 9, 52, 10]
+    chunks = length_chunks(lengths, max_batch=3, max_padding=0.1)
+    assert sorted(int(i) for c in chunks for i in c) == list(range(len(lengths)))  # every text once
+    for chunk in chunks:
+        sizes = [lengths[i] for i in chunk]
+        assert len(chunk) <= 3 and sizes == sorted(sizes, reverse=True)
+        assert len(sizes) * max(sizes) <= sum(sizes) * 1.1
+    assert [[lengths[i] for i in c] for c in chunks] == [[100], [52, 50, 48], [47], [12, 11, 10], [10, 9]]
+    assert [len(c) for c in length_chunks([7] * 70, max_batch=32)] == [32, 32, 6]  # equal lengths: full batches
+    assert length_chunks([], max_batch=8) == []
 
 
 @pytest.mark.model

@@ -100,12 +100,12 @@ def test_int8_export_keeps_a_trained_heads_decisions(
     sample = texts(100)
     checked = dataclasses.replace(int8_settings, parity_min_agreement=0.95)
     decision = decide_serving(encoder, tmp_path / "onnx", checked, sample, {"topic": head.predict_proba})
-    assert decision.served == "int8", decision.reason
-    parity = decision.parity["int8"]
+    assert decision.served in ("int8-all", "int8"), decision.reason  # the fastest graph that passes
+    parity = decision.parity[decision.served]
     assert parity["passed"] and parity["required_heads"] == ["topic"] and parity["n_texts"] == 100
     assert parity["heads"]["topic"]["agreement"] >= 0.95 and parity["mean_cosine"] >= 0.99
     assert 0.0 < parity["heads"]["topic"]["max_abs_proba_diff"] < 0.3  # reported, and int8 is not bit-exact
-    assert decision.source == served_source(Path(encoder.source).resolve(), "int8")
+    assert decision.source == served_source(Path(encoder.source).resolve(), decision.served)
     assert ServingDecision.read(tmp_path / "onnx") == decision  # serving.json round-trips
     served = OnnxEncoder.load(tmp_path / "onnx", source=decision.source)
     agree = head.predict_proba(served.encode(sample)).argmax(1) == head.predict_proba(encoder.encode(sample)).argmax(1)
@@ -119,7 +119,8 @@ def test_an_int8_export_below_the_bar_falls_back_to_fp32(
     strict = dataclasses.replace(int8_settings, parity_min_agreement=1.0)
     decision = decide_serving(encoder, tmp_path / "onnx", strict, texts(100), {"topic": head.predict_proba})
     assert decision.served == "fp32" and decision.source.endswith("#onnx-fp32"), decision.reason
-    assert not decision.parity["int8"]["passed"] and decision.parity["fp32"]["heads"]["topic"]["agreement"] == 1.0
+    assert not decision.parity["int8-all"]["passed"] and not decision.parity["int8"]["passed"]
+    assert decision.parity["fp32"]["heads"]["topic"]["agreement"] == 1.0
 
 
 def test_parity_failure_falls_back_to_torch_with_the_reason(
@@ -134,8 +135,8 @@ def test_parity_failure_falls_back_to_torch_with_the_reason(
     link_export(base_export, tmp_path / "onnx")
     decision = decide_serving(encoder, tmp_path / "onnx", int8_settings, texts(24), {"lsb": hypersensitive})
     assert decision.served == "torch" and decision.source == encoder.source
-    assert "parity failed for int8: agreement" in decision.reason and "fp32: agreement" in decision.reason
-    assert not decision.parity["int8"]["passed"] and not decision.parity["fp32"]["passed"]
+    assert "parity failed for int8-all: agreement" in decision.reason and "fp32: agreement" in decision.reason
+    assert not any(row["passed"] for row in decision.parity.values()) and len(decision.parity) == 3
     assert json.loads((tmp_path / "onnx" / SERVING_FILE).read_text())["served"] == "torch"
 
 
@@ -159,10 +160,11 @@ def test_registry_serves_the_base_body_as_int8_and_predict_records_truncation(in
     assert "truncated" not in short and long["truncated"] is True
     assert r.json["results"][0]["result"][0]["value"]["choices"] == ["Sports"]
     decision = int8_services.models.serving_decision(bundled_model_path())
-    assert decision is not None and decision.served == "int8", decision
+    assert decision is not None and decision.served == "int8-all", decision  # the base body: cosine only
     served = int8_services.models.served_base_encoder()
     assert isinstance(served, BatchedEncoder) and isinstance(served.body, OnnxEncoder)
-    assert served.source.endswith("#onnx-int8") and split_source(served.source)[1] == "int8"
+    assert served.source.endswith("#onnx-int8-all") and split_source(served.source)[1] == "int8-all"
+    assert int8_services.served.flush()  # /predict's bookkeeping is written behind the response
     assert int8_services.store.tasks_with_predictions(5)[2]["truncated"] == ["topic"]  # type: ignore[index]
 
 
@@ -178,10 +180,11 @@ def test_slow_tier_like_version_is_exported_served_and_reloaded_without_torch(
     classifier = TextClassifier(version=version, encoder=new_body, heads={"topic": head})
     classifier.save(path)
     decision = registry.prepare_serving(6, classifier)  # the training hook
-    assert decision is not None and decision.served == "int8", decision
-    assert decision.parity["int8"]["required_heads"] == ["topic"] and decision.parity["int8"]["n_texts"] == 60
-    assert (path / "onnx" / "model.int8.onnx").is_file() and (path / "onnx" / SERVING_FILE).is_file()
-    assert classifier.encoder.source == f"{(path / 'body').resolve()}#onnx-int8"
+    assert decision is not None and decision.served in ("int8-all", "int8"), decision
+    parity = decision.parity[decision.served]
+    assert parity["required_heads"] == ["topic"] and parity["n_texts"] == 60
+    assert (path / "onnx" / "model.int8-all.onnx").is_file() and (path / "onnx" / SERVING_FILE).is_file()
+    assert classifier.encoder.source == f"{(path / 'body').resolve()}#onnx-{decision.served}"
     store.add_version(_record(version, str(path.resolve()), spec.config_hash))
     store.set_current_version(6, version)
     registry.publish(6, classifier)
