@@ -207,24 +207,31 @@ def busy_latency(server: Server, ids: TaskIds, texts: Sequence[str], timeout_s: 
     while _slow_state(server) not in ("running", "done", "failed") and time.monotonic() < deadline:
         time.sleep(0.1)
     latencies: list[float] = []
+    began = time.perf_counter()
     for i, text in enumerate(texts):
         if i % 10 == 0 and _slow_state(server) != "running":
             break
         t0 = time.perf_counter()
         predict_http(server, ids, [text])
         latencies.append((time.perf_counter() - t0) * 1000)
+    job = _slow_job(server)
     return {
         "calls": len(latencies),
+        "seconds": round(time.perf_counter() - began, 1),
         "p50_ms": percentile(latencies, 50),
         "p99_ms": percentile(latencies, 99),
         "max_ms": round(max(latencies), 2) if latencies else None,
-        "training_state_at_end": _slow_state(server),
+        "training_state_at_end": str(job.get("state", "none")),
+        "training_progress_at_end": job.get("message") or job.get("progress"),
     }
 
 
+def _slow_job(server: Server) -> dict[str, Any]:
+    return dict(server.status()["training"].get("setfit") or {})
+
+
 def _slow_state(server: Server) -> str:
-    job = server.status()["training"].get("setfit")
-    return str(job.get("state")) if job else "none"
+    return str(_slow_job(server).get("state", "none"))
 
 
 # --------------------------------------------------------------------------------------------------- accuracy

@@ -57,8 +57,8 @@ def table(report: dict[str, Any]) -> str:
     busy, acc = report["busy"], report["accuracy"]
     lines += [
         f"single text while SetFit trains ({_where(report['config'])}): p50 {busy['p50_ms']} ms, "
-        f"p99 {busy['p99_ms']} ms, max {busy['max_ms']} ms ({busy['calls']} calls; training "
-        f"{busy['training_state_at_end']} at the end)",
+        f"p99 {busy['p99_ms']} ms, max {busy['max_ms']} ms ({busy['calls']} calls in {busy.get('seconds')} s; "
+        f"training {busy['training_state_at_end']} at the end, at {busy.get('training_progress_at_end')})",
         f"web process peak RSS: {report['rss_serving_mb']} MB serving, {report['rss_training_mb']} MB after the "
         + ("training in it" if report["config"]["worker"] == "inprocess" else "training in a `tagloop worker`"),
         f"served body: {report['serving'].get('served')} ({report['serving'].get('reason')})",
