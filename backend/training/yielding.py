@@ -117,6 +117,7 @@ def pause_points(model: Any, pause: Pause | None) -> Iterator[int]:
 
     stacks = [m for m in model.modules() if isinstance(m, torch.nn.ModuleList)]
     layers: Any = max(stacks, key=len) if stacks else []
+
     def hook(*_: Any) -> None:  # a hook's non-None return value would replace the layer's inputs or gradients
         pause()
 
