@@ -435,7 +435,9 @@ def bench_predict(
     single_calls: Annotated[int, typer.Option(help="Single-text calls per batch-1 measurement.")] = 200,
     clients: Annotated[int, typer.Option(help="Concurrent single-text callers (request coalescing).")] = 8,
     slow_steps: Annotated[int, typer.Option(help="SetFit steps of the training measured against.")] = 200,
-    busy_calls: Annotated[int, typer.Option(help="Most single-text calls while that training runs.")] = 1000,
+    busy_calls: Annotated[int, typer.Option(help="Most back-to-back single-text calls while it trains.")] = 1000,
+    feed_rate: Annotated[float, typer.Option(help="Calls/s of the feed phase while it trains.")] = 20.0,
+    feed_s: Annotated[float, typer.Option(help="Seconds of the feed phase.")] = 20.0,
     worker: Annotated[
         str, typer.Option(help="inprocess: train in the web process; redis: in a `tagloop worker` process.")
     ] = "inprocess",
@@ -456,6 +458,8 @@ def bench_predict(
         clients=clients,
         slow_steps=slow_steps,
         busy_calls=busy_calls,
+        feed_rate=feed_rate,
+        feed_s=feed_s,
         worker=worker,
         training_priority=training_priority,
     )

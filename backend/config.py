@@ -63,8 +63,7 @@ class Settings:
     """Between two training steps, pause while this machine's web process served a request within this many ms
     (0: never pause); see ``backend.training.yielding``."""
     training_yield_share: float = 0.75
-    """Most of a training's wall time spent paused for serving (0.75: at most four times as slow while requests
-    never stop; not slowed at all while none come)."""
+    """Most of a training's wall time spent paused for serving (not slowed at all while no request comes)."""
     worker_poll_s: float = 2.0
     job_stale_s: float = 60.0
     """A running job whose worker stopped heart-beating this long is requeued."""

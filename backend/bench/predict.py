@@ -65,7 +65,11 @@ class PredictBenchConfig:
     slow_steps: int = 200
     """SetFit steps of the slow-tier training measured against."""
     busy_calls: int = 1000
-    """Most single-text calls made (back to back) while the slow tier trains."""
+    """Most single-text calls made back to back while the slow tier trains (after the feed phase)."""
+    feed_rate: float = 20.0
+    """Calls per second of the feed phase while the slow tier trains (20/s: 1,200 texts a minute)."""
+    feed_s: float = 20.0
+    """Seconds of the feed phase."""
     worker: str = "inprocess"
     """inprocess: the slow tier trains in a thread of the web process; redis: in a `tagloop worker` process."""
     redis_url: str = "redis://127.0.0.1:6379/14"
@@ -78,6 +82,8 @@ class PredictBenchConfig:
     def __post_init__(self) -> None:
         if self.worker not in ("inprocess", "redis"):
             raise ValueError(f"worker: got {self.worker!r}, expected 'inprocess' or 'redis'")
+        if self.feed_rate <= 0 or self.feed_s < 0:
+            raise ValueError(f"feed_rate must be > 0 and feed_s >= 0, got {self.feed_rate} and {self.feed_s}")
         if self.training_priority not in PRIORITIES:
             raise ValueError(f"training_priority: got {self.training_priority!r}, expected one of {list(PRIORITIES)}")
 
@@ -91,7 +97,9 @@ def read_rows(config: PredictBenchConfig) -> tuple[dict[str, list[str]], tuple[s
     """Slices ``train``, ``eval``, ``measure`` (texts) and their labels, from single-label rows of the CSV."""
     with config.data.open(newline="", encoding="utf-8") as f:
         rows = [r for r in csv.DictReader(f) if r.get("text") and r.get("label") and "|" not in r["label"]]
-    n_measure = config.n + 2 * min(config.n, config.single_calls) + config.busy_calls
+    n_measure = (
+        config.n + 2 * min(config.n, config.single_calls) + int(config.feed_rate * config.feed_s) + config.busy_calls
+    )
     need = config.n_train + config.n_eval + n_measure
     if len(rows) < need:
         raise ValueError(f"{config.data}: {len(rows)} single-label rows; this run needs {need}")
@@ -198,32 +206,69 @@ def load_pipeline(body: Path, n_labels: int) -> Callable[[Sequence[str]], Any]:
     return lambda texts: pipe(list(texts), batch_size=len(texts))
 
 
-def busy_latency(server: Server, ids: TaskIds, texts: Sequence[str], timeout_s: float) -> dict[str, Any]:
-    """Queue a slow-tier training; once it runs, sequential single-text /predict calls (new texts, back to back
-    like the idle batch-1 row) until it ends or the texts run out. The server is stopped afterwards, so a
-    training still running is cut short."""
+def busy_latency(
+    server: Server, ids: TaskIds, texts: Sequence[str], timeout_s: float, *, rate: float, paced_s: float
+) -> dict[str, Any]:
+    """Queue a slow-tier training; once its steps run (the first step is done: setup is over), time one more
+    step with no request (the training's own pace), then single-text /predict calls on new texts: first at
+    ``rate`` calls/s for ``paced_s`` seconds (a feed), then back to back (like the idle batch-1 row) until the
+    texts run out or the training ends. Each phase reports its latencies and how many steps the training made
+    meanwhile. The server is stopped afterwards, so a training still running is cut short."""
     server.post(f"/api/projects/{PROJECT}/train?tier=setfit", {})
     deadline = time.monotonic() + timeout_s
-    while _slow_state(server) not in ("running", "done", "failed") and time.monotonic() < deadline:
-        time.sleep(0.1)
+    first = _wait_for_step(server, 1, deadline)
+    alone = _wait_for_step(server, first[0] + 1, deadline)
+    n_paced = int(rate * paced_s)
+    paced = _calls_while_training(server, ids, texts[:n_paced], interval_s=1 / rate)
+    back_to_back = _calls_while_training(server, ids, texts[n_paced:], interval_s=0.0)
+    return {
+        **back_to_back,
+        "training_step_s_alone": round(alone[1] - first[1], 2),
+        "paced": {"rate_per_s": rate, **paced},
+        "training_state_at_end": _slow_state(server),
+    }
+
+
+def _calls_while_training(server: Server, ids: TaskIds, texts: Sequence[str], *, interval_s: float) -> dict[str, Any]:
+    """Single-text calls started every ``interval_s`` (0: back to back) while the slow tier runs."""
     latencies: list[float] = []
+    start_step = _step(_slow_job(server)) or 0
     began = time.perf_counter()
     for i, text in enumerate(texts):
         if i % 10 == 0 and _slow_state(server) != "running":
             break
+        wait = began + i * interval_s - time.perf_counter()
+        if wait > 0:
+            time.sleep(wait)
         t0 = time.perf_counter()
         predict_http(server, ids, [text])
         latencies.append((time.perf_counter() - t0) * 1000)
-    job = _slow_job(server)
+    end_step = _step(_slow_job(server))
     return {
         "calls": len(latencies),
         "seconds": round(time.perf_counter() - began, 1),
         "p50_ms": percentile(latencies, 50),
         "p99_ms": percentile(latencies, 99),
         "max_ms": round(max(latencies), 2) if latencies else None,
-        "training_state_at_end": str(job.get("state", "none")),
-        "training_progress_at_end": job.get("message") or job.get("progress"),
+        "training_steps": end_step - start_step if end_step is not None else None,
     }
+
+
+def _step(job: dict[str, Any]) -> int | None:
+    """The step a running SetFit job reported last ("step 12/200"), or None."""
+    message = str(job.get("message") or "")
+    return int(message.split()[1].split("/")[0]) if message.startswith("step ") else None
+
+
+def _wait_for_step(server: Server, step: int, deadline: float) -> tuple[int, float]:
+    """Wait until the slow-tier job reports at least ``step`` (or stops); (step reached, when)."""
+    while time.monotonic() < deadline:
+        job = _slow_job(server)
+        reached = _step(job)
+        if (reached is not None and reached >= step) or job.get("state") in ("done", "failed"):
+            return reached or 0, time.perf_counter()
+        time.sleep(0.05)
+    raise RuntimeError(f"the slow-tier training did not reach step {step} in time")
 
 
 def _slow_job(server: Server) -> dict[str, Any]:
@@ -338,8 +383,11 @@ def _serve_phases(
     progress(f"accuracy on {len(rows['eval'])} held-out rows: served vs torch")
     out["accuracy"] = accuracy_rows(server, ids, rows)
     out["rss_serving_mb"] = server.peak_rss_mb()
-    progress(f"single-text /predict while a slow-tier training ({config.slow_steps} SetFit steps) runs")
-    out["busy"] = busy_latency(server, ids, busy, config.timeout_s)
+    progress(
+        f"single-text /predict while a slow-tier training ({config.slow_steps} SetFit steps) runs: "
+        f"{config.feed_rate:g}/s for {config.feed_s:g} s, then back to back"
+    )
+    out["busy"] = busy_latency(server, ids, busy, config.timeout_s, rate=config.feed_rate, paced_s=config.feed_s)
     out["rss_training_mb"] = server.peak_rss_mb()
     return out
 

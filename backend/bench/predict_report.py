@@ -29,6 +29,8 @@ def summary(report: dict[str, Any]) -> dict[str, Any]:
             "inprocess_b32": ratio(inproc["b32"], pipe["b32"]),
             "inprocess_b1": ratio(inproc["b1"], pipe["b1"]),
         },
+        "p50_feed_ms": busy["paced"]["p50_ms"],
+        "p99_feed_ms": busy["paced"]["p99_ms"],
         "p50_idle_ms": http["b1"]["p50_ms"],
         "p99_idle_ms": http["b1"]["p99_ms"],
         "rss_training_mb": report["rss_training_mb"],
@@ -55,10 +57,15 @@ def table(report: dict[str, Any]) -> str:
     for name, row in rows:
         lines.append(f"{name:<34}{row['batch']:>6}{row['texts_per_s']:>10}{_ms(row['p50_ms'])}{_ms(row['p99_ms'])}")
     busy, acc = report["busy"], report["accuracy"]
+    paced = busy["paced"]
     lines += [
-        f"single text while SetFit trains ({_where(report['config'])}): p50 {busy['p50_ms']} ms, "
-        f"p99 {busy['p99_ms']} ms, max {busy['max_ms']} ms ({busy['calls']} calls in {busy.get('seconds')} s; "
-        f"training {busy['training_state_at_end']} at the end, at {busy.get('training_progress_at_end')})",
+        f"single text while SetFit trains ({_where(report['config'])}; {busy['training_step_s_alone']} s per "
+        f"step with no request):",
+        f"  at {paced['rate_per_s']:g} calls/s: p50 {paced['p50_ms']} ms, p99 {paced['p99_ms']} ms, max "
+        f"{paced['max_ms']} ms ({paced['calls']} calls in {paced['seconds']} s; {paced['training_steps']} steps)",
+        f"  back to back: p50 {busy['p50_ms']} ms, p99 {busy['p99_ms']} ms, max {busy['max_ms']} ms "
+        f"({busy['calls']} calls in {busy['seconds']} s; {busy['training_steps']} steps; "
+        f"training {busy['training_state_at_end']} at the end)",
         f"web process peak RSS: {report['rss_serving_mb']} MB serving, {report['rss_training_mb']} MB after the "
         + ("training in it" if report["config"]["worker"] == "inprocess" else "training in a `tagloop worker`"),
         f"served body: {report['serving'].get('served')} ({report['serving'].get('reason')})",

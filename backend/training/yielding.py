@@ -6,8 +6,9 @@ weights evicted. On this 2-core machine that alone raised single-text p50 from 8
 ran. So the web process marks that it served (``ServingActivity.mark``: the mtime of a file in the data dir,
 touched at most every ``MARK_EVERY_S``), and the training job, between two steps (its progress callback),
 pauses while a request was served within the last ``training_yield_ms`` (``YieldToServing``). The pause
-per step is bounded by ``training_yield_share``: at 0.75 a pause never exceeds three times the work since the
-previous one, so sustained traffic slows training at most fourfold and never starves it.
+is bounded by ``training_yield_share``: at 0.75 a pause never exceeds three times the work since the previous
+one. (At idle priority the training also gets only the CPU serving leaves, so under sustained traffic it runs
+far slower than that bound alone: measured in ``bench/results/predict-ag_news.txt``, runs 8-9.)
 
 A SetFit or transformer step takes a second or more on this CPU, too long a stretch to hold requests off, so
 ``pause_points`` also calls the pause before every transformer layer's forward and backward pass (about 12 times

@@ -27,7 +27,7 @@ def ag_news() -> str:
 
 def test_cli_prints_a_table_then_one_json_line(ag_news: str, tmp_path: object) -> None:
     args = ["--n", "8", "--n-train", "24", "--n-eval", "16", "--single-calls", "6", "--clients", "2"]
-    args += ["--slow-steps", "2", "--busy-calls", "8"]
+    args += ["--slow-steps", "2", "--busy-calls", "8", "--feed-rate", "20", "--feed-s", "0.25"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     done = subprocess.run(
         [sys.executable, "-m", "backend", "bench", "predict", "--data", ag_news, *args],
@@ -47,14 +47,18 @@ def test_cli_prints_a_table_then_one_json_line(ag_news: str, tmp_path: object) -
     assert summary["served_body"] in ("int8-all", "int8", "fp32", "torch") and summary["version"] == "1-fast-1"
     assert summary["http"]["b32"]["texts"] == 8 and summary["pipeline"]["b1"]["texts"] == 6
     assert summary["busy"]["calls"] >= 1 and summary["accuracy"]["n_eval"] == 16
+    assert summary["busy"]["paced"]["calls"] == 5 and summary["p50_feed_ms"] > 0  # 20/s for 0.25 s, then back to back
+    assert "steps; training" in done.stdout and summary["busy"]["training_step_s_alone"] > 0
     assert any(line.startswith("tagloop /predict HTTP") for line in lines)  # the table
     assert "labeling 24 rows" in done.stderr  # progress on stderr
 
 
 def test_rows_are_disjoint_slices_and_config_matches_labels(ag_news: str) -> None:
-    config = PredictBenchConfig(data=AG_NEWS, n=4, n_train=10, n_eval=5, single_calls=3, busy_calls=2)
+    config = PredictBenchConfig(
+        data=AG_NEWS, n=4, n_train=10, n_eval=5, single_calls=3, busy_calls=2, feed_rate=4, feed_s=0.5
+    )
     rows, labels = read_rows(config)
-    assert len(rows["train"]) == 10 and len(rows["eval"]) == 5 and len(rows["measure"]) == 4 + 2 * 3 + 2
+    assert len(rows["train"]) == 10 and len(rows["eval"]) == 5 and len(rows["measure"]) == 4 + 2 * 3 + 2 + 2
     assert not set(rows["train"]) & set(rows["measure"]) and set(labels) == {"World", "Sports", "Business", "Sci/Tech"}
     assert labeling_config(labels) == config_xml("news_topics")  # the matching config from annotation_configs/
     assert 'choice value="a &amp; b"' in labeling_config(("a & b", "c")).lower()  # otherwise one is generated
