@@ -1,18 +1,16 @@
-"""Training yields to serving between its steps while requests are being served on this machine.
+"""Training yields to serving while requests are being served on this machine.
 
 ``training_priority=idle`` gives serving the CPU the moment a request needs it, but not the caches: a SetFit
 step streams hundreds of MB through the shared L3 cache, and each /predict then finds the served body's
 weights evicted. On this 2-core machine that alone raised single-text p50 from 8 to 11-17 ms while training
 ran. So the web process marks that it served (``ServingActivity.mark``: the mtime of a file in the data dir,
-touched at most every ``MARK_EVERY_S``), and the training job, between two steps (its progress callback),
-pauses while a request was served within the last ``training_yield_ms`` (``YieldToServing``). The pause
-is bounded by ``training_yield_share``: at 0.75 a pause never exceeds three times the work since the previous
-one. (At idle priority the training also gets only the CPU serving leaves, so under sustained traffic it runs
-far slower than that bound alone: measured in ``bench/results/predict-ag_news.txt``, runs 8-9.)
-
-A SetFit or transformer step takes a second or more on this CPU, too long a stretch to hold requests off, so
-``pause_points`` also calls the pause before every transformer layer's forward and backward pass (about 12 times
-per step for MiniLM).
+touched at most every ``MARK_EVERY_S``), and the training, before every transformer layer's forward and
+backward pass (``pause_points``: about 12 times per SetFit step of MiniLM; a whole step takes a second or
+more here, too long a stretch to hold requests off), pauses while a request was served within the last
+``training_yield_ms`` (``YieldToServing``). The pause is bounded by ``training_yield_share``: at 0.75 a pause
+never exceeds three times the work since the previous one. (At idle priority the training also gets only the
+CPU serving leaves, so under sustained traffic it runs far slower than that bound alone: measured in
+``bench/results/predict-ag_news.txt``, runs 8-9.)
 
 A worker on another machine (scaled-out mode, its own data dir) never sees the file and never pauses.
 """
