@@ -53,6 +53,9 @@ class Settings:
     max_body_bytes: int = 20 * 1024 * 1024
     predict_batch_size: int = 32
     zero_shot_temperature: float = 0.05
+    prior_strength: float = 20.0
+    """How many labels the zero-shot prior counts for: with n labels, the fitted head's blend weight is at most
+    n / (n + prior_strength) (0: no cap; see ``backend.training.evaluation``)."""
     worker: str = "inprocess"
     """inprocess: a training thread in the web process; redis: `tagloop worker` processes, woken via Redis."""
     redis_url: str = "redis://127.0.0.1:6379/0"
@@ -224,6 +227,8 @@ class Settings:
                 raise SettingsError(f"{name}: got {getattr(self, name)}, expected an integer >= 0")
         if not 0.0 <= self.promotion_tolerance <= 1.0:
             raise SettingsError(f"promotion_tolerance: got {self.promotion_tolerance}, expected a number in [0, 1]")
+        if self.prior_strength < 0:
+            raise SettingsError(f"prior_strength: got {self.prior_strength}, expected a number >= 0")
         if self.zero_shot_temperature <= 0:
             raise SettingsError(f"zero_shot_temperature: got {self.zero_shot_temperature}, expected > 0")
 

@@ -13,7 +13,7 @@ import numpy as np
 from backend.errors import NotFound
 from backend.labelstudio.label_config import parse_label_config
 from backend.models.classifier import TextClassifier
-from backend.models.heads import FittedHead, Head
+from backend.models.heads import BlendedHead, FittedHead, Head
 from backend.models.sequence import MODEL_DIR, TransformerClassifier, load_classifier
 from backend.services import Services
 
@@ -109,6 +109,8 @@ def export_model(services: Services, project_id: int, out: Path, version: str | 
             paths[control.name] = target
             continue
         head = classifier.heads[control.name]
+        if isinstance(head, BlendedHead):  # a SetFit model holds the fitted head; the blend is tagloop's serving
+            head = head.fitted
         if not isinstance(head, FittedHead):
             continue
         target = out / f"{name}-{control.name}"

@@ -6,10 +6,12 @@ rows sum to 1; multi-label columns are independent per-label probabilities.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
+
+from backend.models.calibration import IDENTITY, Calibration, served
 
 MULTI_LABEL_ZERO_SHOT_CENTER = 0.25
 """Cosine similarity at which a zero-shot multi-label probability is 0.5 (MiniLM's text/label scale)."""
@@ -80,6 +82,29 @@ class FittedHead:
         else:
             out[:, list(self.columns)] = self.estimator.predict_proba(embeddings)
         return out
+
+
+@dataclass
+class BlendedHead:
+    """What tagloop serves once labels exist: the zero-shot ``prior`` blended with the ``fitted`` head (None: no
+    head yet), then calibrated (``backend.models.calibration``); labels the fitted head has not seen keep the
+    prior's mass."""
+
+    labels: tuple[str, ...]
+    multi_label: bool
+    prior: Head
+    fitted: FittedHead | None
+    calibration: Calibration = field(default_factory=lambda: IDENTITY)
+    kind: str = "blend"
+
+    def predict_proba(self, embeddings: np.ndarray) -> np.ndarray:
+        """(n, dim) → (n, len(labels)) calibrated blend."""
+        prior = self.prior.predict_proba(embeddings)
+        if self.fitted is None:
+            return served(prior, None, None, self.calibration, self.multi_label)
+        seen = np.zeros(len(self.labels), dtype=bool)
+        seen[list(self.fitted.columns)] = True
+        return served(prior, self.fitted.predict_proba(embeddings), seen, self.calibration, self.multi_label)
 
 
 def fit_head(

@@ -1,9 +1,11 @@
 """``TransformerClassifier``: a fully fine-tuned ``AutoModelForSequenceClassification`` served as a version.
 
-It answers like ``TextClassifier`` (``version``, ``encoder``, ``heads``, ``predict``, ``save``, ``load``): the
-control it was fine-tuned on is predicted by the model's own logits (softmax for a single choice, sigmoid for
-multiple choices); any other control by a logistic head on ``encoder`` embeddings. ``encoder`` is the fine-tuned
-body with mean pooling, so ranking and the fast tier (which refits heads on it) see the fine-tuned space.
+It serves like ``TextClassifier`` (``version``, ``encoder``, ``heads``, ``predict``, ``save``, ``load``): every
+control, the fine-tuned one included, is predicted by its served head (the zero-shot prior blended with a logistic
+head, calibrated) on ``encoder`` embeddings, the fine-tuned body with mean pooling, so serving (an ONNX export of
+that body), ranking and the fast tier see the fine-tuned space through one inference path. ``proba`` gives the
+model's own logits (softmax for a single choice, sigmoid for multiple choices): what ``tagloop export`` ships and
+what distillation uses as the teacher.
 
 Artifact directory::
 
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,16 +68,6 @@ class TransformerClassifier(TextClassifier):
                 probs = torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=-1)
                 out.append(probs.float().numpy())
         return np.concatenate(out).astype(np.float32)
-
-    def predict(self, texts_by_control: Mapping[str, Sequence[str]]) -> dict[str, np.ndarray]:
-        """Per control name: (n, len(labels)) probabilities for that control's texts."""
-        out: dict[str, np.ndarray] = {}
-        for name, texts in texts_by_control.items():
-            if name == self.control:
-                out[name] = self.proba(texts)
-            else:
-                out[name] = self.heads[name].predict_proba(self.encoder.encode(texts))
-        return out
 
     def save(self, directory: Path, *, share_body: bool = False) -> None:
         """Write ``transformer/``, ``heads.joblib`` and ``meta.json``; the encoder then names ``transformer/``.
@@ -142,7 +134,7 @@ def mean_pooling_encoder(base: Path, body: Any, *, source: str, max_seq_length: 
     from sentence_transformers import models as st_models  # type: ignore[attr-defined]
 
     transformer = st_models.Transformer(str(base), max_seq_length=max_seq_length)
-    transformer.auto_model = body
+    transformer.model = body  # sentence-transformers 6: `auto_model` is a read-only view of `model`
     pooling = st_models.Pooling(int(body.config.hidden_size), pooling_mode="mean")
     st = SentenceTransformer(modules=[transformer, pooling, st_models.Normalize()], device="cpu")
     st.max_seq_length = max_seq_length

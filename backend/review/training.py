@@ -163,7 +163,7 @@ def _reference(
     if not texts:
         return 0
     head = classifier.heads[control.name]
-    if getattr(head, "kind", "") in ("logistic", "zeroshot"):  # heads over the body: embeddings come cached
+    if getattr(head, "kind", "") in ("logistic", "zeroshot", "blend"):  # heads over the body: embeddings come cached
         proba = head.predict_proba(services.embeddings.encode(classifier.encoder, texts))
     else:
         proba = classifier.predict({control.name: texts})[control.name]

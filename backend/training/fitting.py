@@ -11,11 +11,12 @@ import numpy as np
 
 from backend.config import Settings
 from backend.errors import TrainingError
-from backend.labelstudio.label_config import LabelSpec
+from backend.labelstudio.label_config import ControlSpec, LabelSpec
 from backend.models.classifier import TextClassifier, zero_shot_heads
 from backend.models.encoder import Encoder
-from backend.models.heads import FittedHead, Head, fit_head
+from backend.models.heads import BlendedHead, Head, fit_head
 from backend.training.dataset import ControlData
+from backend.training.evaluation import choose_calibration, indicator, out_of_fold, prior_only_calibration
 
 CV_MAX_ROWS = 1000
 Embed = Callable[[Sequence[str]], np.ndarray]
@@ -49,20 +50,48 @@ def label_counts(data: dict[str, ControlData]) -> dict[str, Any]:
     return {name: rows.label_counts() for name, rows in data.items()}
 
 
+def served_head(
+    control: ControlSpec, prior: Head, emb: np.ndarray, targets: list[list[str]], *, seed: int, prior_strength: float
+) -> tuple[Head, dict[str, Any]]:
+    """The head served for one control from its labeled rows (embeddings ``emb`` (n, dim), ``targets[i]`` the labels
+    of row i): the ``prior`` blended with a logistic head and calibrated (``evaluation.choose_calibration``), with
+    the report recorded in the version's metrics (cross-validated accuracy, blend weight, temperatures, ECE).
+
+    Out-of-fold scores come from at most ``CV_MAX_ROWS`` rows (a fixed random subsample); the head from all rows.
+    """
+    labels, multi = control.labels, control.multi_label
+    fitted = fit_head(labels, multi, emb, targets, seed=seed) if targets else None
+    keep: np.ndarray = np.arange(len(targets))
+    if len(keep) > CV_MAX_ROWS:  # keep the fast tier fast
+        keep = np.sort(np.random.default_rng(seed).choice(len(keep), CV_MAX_ROWS, replace=False))
+    cv_emb, cv_targets = emb[keep], [targets[i] for i in keep]
+    prior_p = prior.predict_proba(cv_emb)
+    if fitted is None or len(cv_targets) < 2:
+        calibration, report = prior_only_calibration(prior_p, indicator(labels, cv_targets), multi)
+    else:
+        oof = out_of_fold(labels, multi, cv_emb, cv_targets, seed=seed)
+        calibration, report = choose_calibration(prior_p, oof, multi, prior_strength=prior_strength)
+    return BlendedHead(labels, multi, prior, fitted, calibration), report
+
+
 def fit_heads(
     spec: LabelSpec, data: dict[str, ControlData], encoder: Encoder, embed: Embed, settings: Settings
 ) -> tuple[dict[str, Head], dict[str, Any]]:
-    """A logistic head per control with labels (zero-shot where a control cannot be fit) and CV metrics."""
+    """Per control, the served head: the zero-shot prior alone where a control has no labels, else
+    ``served_head``; with the metrics of each."""
     heads: dict[str, Head] = zero_shot_heads(encoder, spec, settings.zero_shot_temperature)
     metrics: dict[str, Any] = {}
     for name, rows in data.items():
         if not rows.texts:
             continue
-        emb = embed(rows.texts)
-        head = fit_head(rows.control.labels, rows.control.multi_label, emb, rows.targets, seed=settings.seed)
-        if head is not None:
-            heads[name] = head
-            metrics[name] = cv_metrics(rows, emb, settings.seed)
+        heads[name], metrics[name] = served_head(
+            rows.control,
+            heads[name],
+            embed(rows.texts),
+            rows.targets,
+            seed=settings.seed,
+            prior_strength=settings.prior_strength,
+        )
     return heads, metrics
 
 
@@ -77,23 +106,16 @@ def train_fast(
     return TrainResult(classifier, metrics, label_counts(data), len(primary.texts), time.perf_counter() - started)
 
 
-def cv_metrics(rows: ControlData, emb: np.ndarray, seed: int) -> dict[str, Any]:
-    """Cross-validated accuracy (single) or micro-F1 (multi) of the head on the labeled rows."""
-    from sklearn.model_selection import StratifiedKFold
+def served_cv_accuracy(
+    spec: LabelSpec, data: dict[str, ControlData], encoder: Encoder, embed: Embed, settings: Settings
+) -> float | None:
+    """Mean cross-validated accuracy of the heads ``encoder`` would serve on these labels (single-choice controls;
+    None when none can be cross-validated): what the promotion guard compares a new body with."""
+    _, metrics = fit_heads(spec, {n: d for n, d in data.items() if not d.control.multi_label}, encoder, embed, settings)
+    return mean_cv_accuracy(metrics)
 
-    if rows.control.multi_label or len(rows.texts) < 6:
-        return {"n": len(rows.texts)}
-    y = np.array([rows.control.labels.index(t[0]) for t in rows.targets])
-    if len(y) > CV_MAX_ROWS:  # keep the fast tier fast: CV on a fixed random subsample
-        keep = np.random.default_rng(seed).choice(len(y), CV_MAX_ROWS, replace=False)
-        emb, y = emb[keep], y[keep]
-        rows = ControlData(rows.control, [rows.texts[i] for i in keep], [rows.targets[i] for i in keep])
-    folds = min(5, int(np.bincount(y).max(initial=0)), *(int(c) for c in np.bincount(y) if c > 0))
-    if folds < 2:
-        return {"n": len(rows.texts)}
-    correct = 0
-    for train, test in StratifiedKFold(folds, shuffle=True, random_state=seed).split(emb, y):
-        head = fit_head(rows.control.labels, False, emb[train], [rows.targets[i] for i in train], seed=seed)
-        if isinstance(head, FittedHead):
-            correct += int((head.predict_proba(emb[test]).argmax(1) == y[test]).sum())
-    return {"n": len(y), "cv_accuracy": round(correct / len(y), 4), "cv_folds": folds}
+
+def mean_cv_accuracy(metrics: dict[str, Any]) -> float | None:
+    """Mean of the controls' ``cv_accuracy`` (None when no control has one)."""
+    values = [m["cv_accuracy"] for m in metrics.values() if isinstance(m, dict) and "cv_accuracy" in m]
+    return sum(values) / len(values) if values else None

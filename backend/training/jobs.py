@@ -25,7 +25,7 @@ from backend.models.classifier import TextClassifier
 from backend.services import Services
 from backend.store.records import ModelVersionRecord
 from backend.training.dataset import ControlData, control_data
-from backend.training.fitting import TrainResult, cv_metrics, train_fast
+from backend.training.fitting import TrainResult, mean_cv_accuracy, served_cv_accuracy, train_fast
 from backend.training.retention import prune_versions
 from backend.training.setfit_training import train_setfit
 from backend.training.yielding import Pause
@@ -98,7 +98,7 @@ def train_project(
         result = _distill(services, project_id, spec, data, result, path / "teacher")
     result.classifier.save(path, share_body=tier == FAST or distilled)
     services.models.prepare_serving(project_id, result.classifier)  # new body: ONNX export + parity (issue #7)
-    status, guard = _guard(services, tier, result, served, data)
+    status, guard = _guard(services, tier, spec, result, served, data)
     from backend.review.training import review_metrics  # flag thresholds, label-error suspects, PSI reference
 
     result.metrics.update(review_metrics(services, project_id, spec, result.classifier))
@@ -150,25 +150,22 @@ def _distill(
     return TrainResult(result.classifier, metrics, teacher.label_counts, teacher.n_train, seconds)
 
 
-def mean_cv_accuracy(metrics: dict[str, Any]) -> float | None:
-    """Mean of the controls' ``cv_accuracy`` (None when no control has one)."""
-    values = [m["cv_accuracy"] for m in metrics.values() if isinstance(m, dict) and "cv_accuracy" in m]
-    return sum(values) / len(values) if values else None
-
-
 def _guard(
-    services: Services, tier: str, result: TrainResult, served: TextClassifier, data: dict[str, ControlData]
+    services: Services,
+    tier: str,
+    spec: LabelSpec,
+    result: TrainResult,
+    served: TextClassifier,
+    data: dict[str, ControlData],
 ) -> tuple[str, dict[str, Any]]:
-    """Compare a new body with the served one on the same labels (only the slow tier changes the body)."""
-    new = mean_cv_accuracy(result.metrics)
+    """Compare a new body with the served one on the same labels (only the slow tier changes the body): mean
+    cross-validated accuracy of the single-choice controls' served heads."""
+    single = {n: m for n, m in result.metrics.items() if n in data and not data[n].control.multi_label}
+    new = mean_cv_accuracy(single)
     if tier == FAST or new is None:
         return "ready", {"cv_accuracy": new}
-    current_metrics = {
-        name: cv_metrics(rows, services.embeddings.encode(served.encoder, rows.texts), services.settings.seed)
-        for name, rows in data.items()
-        if rows.texts and not rows.control.multi_label
-    }
-    current = mean_cv_accuracy(current_metrics)
+    embed = lambda texts: services.embeddings.encode(served.encoder, texts)  # noqa: E731
+    current = served_cv_accuracy(spec, data, served.encoder, embed, services.settings)
     guard = {"cv_accuracy": new, "served_cv_accuracy": current, "tolerance": services.settings.promotion_tolerance}
     if current is not None and new < current - services.settings.promotion_tolerance:
         return "rejected", guard

@@ -26,7 +26,7 @@ from backend.models.encoder import Encoder, offline
 from backend.models.heads import fit_head
 from backend.models.sequence import TransformerClassifier, mean_pooling_encoder
 from backend.training.dataset import ControlData
-from backend.training.fitting import Embed, TrainResult, cv_metrics, fit_heads, label_counts, primary_control
+from backend.training.fitting import Embed, TrainResult, fit_heads, label_counts, primary_control
 from backend.training.yielding import Pause, pause_points
 
 log = logging.getLogger(__name__)
@@ -235,11 +235,6 @@ def train_transformer(
     if progress is not None:
         progress(0.87, "heads for the other controls")
     heads, metrics = fit_heads(spec, data, encoder, encoder.encode, settings)
-    metrics[control.name] = {
-        **cv_metrics(primary, encoder.encode(primary.texts), settings.seed),
-        **report.as_json(),
-        "kind": "transformer",
-    }
     classifier = TransformerClassifier(
         version=version,
         encoder=encoder,
@@ -251,6 +246,7 @@ def train_transformer(
         max_seq_length=settings.max_seq_length,
         batch_size=settings.predict_batch_size,
     )
+    metrics[control.name] = {**metrics.get(control.name, {}), **report.as_json(), "kind": "transformer"}
     log.info("%s: fine-tuned %s in %d epoch(s), %s", version, base, report.epochs_run, report.as_json())
     return TrainResult(classifier, metrics, label_counts(data), len(primary.texts), time.perf_counter() - started)
 

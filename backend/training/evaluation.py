@@ -1,0 +1,178 @@
+"""Out-of-fold evaluation of a control's head on labeled embeddings, and the choice of its calibration.
+
+Every labeled row is scored by a head fitted without it (scikit-learn's ``StratifiedKFold`` / ``KFold`` splits,
+logistic heads from ``backend.models.heads.fit_head``); a fold whose training part lacks a label leaves that label
+*unseen* for its test rows, exactly as serving treats a label the head has not seen yet. From these out-of-fold
+probabilities ``choose_calibration`` picks the blend weight with the zero-shot prior (highest out-of-fold accuracy,
+ties to the lower log-loss; weight 0 is the prior alone, so the choice is never below zero-shot in CV) and the
+temperatures (lowest log-loss). The same numbers serve the version's metrics, the review thresholds, label-error
+suspects and ``tagloop report``.
+
+Shapes: ``emb`` (n, dim); ``targets[i]`` the labels of row i; probabilities and masks (n, k), column j = label j.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from backend.models import calibration as cal
+from backend.models.calibration import Calibration
+from backend.models.heads import fit_head
+
+FOLDS = 5
+WEIGHTS = tuple(round(0.1 * i, 1) for i in range(11))
+MIN_ROWS_FOR_TEMPERATURE = 10
+"""Fewer labeled rows than this: temperatures stay 1 (a fit on a handful of rows is noise)."""
+TEMPERATURE_RANGE = (0.25, 4.0)
+MIN_ROWS_PER_LABEL_TEMPERATURE = 5
+"""Multiple choice: a label gets its own temperature once it has this many positive and negative rows."""
+
+
+@dataclass(frozen=True)
+class OutOfFold:
+    """Out-of-fold probabilities of the fitted head (n, k), which labels each row's head had seen (n, k), and the
+    (n, k) 0/1 indicator of the true labels."""
+
+    proba: np.ndarray
+    seen: np.ndarray
+    truth: np.ndarray
+
+
+def indicator(labels: Sequence[str], targets: Sequence[Sequence[str]]) -> np.ndarray:
+    """(n, k) 0/1 float matrix, column j = ``labels[j]``."""
+    index = {label: j for j, label in enumerate(labels)}
+    out = np.zeros((len(targets), len(labels)))
+    for i, row in enumerate(targets):
+        for label in row:
+            out[i, index[label]] = 1.0
+    return out
+
+
+def folds(truth: np.ndarray, multi_label: bool, seed: int, n_folds: int = FOLDS) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(train, test) row positions: stratified on the label for a single choice when a class can fill the folds."""
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    n = len(truth)
+    k = min(n_folds, n)
+    if not multi_label:
+        y = truth.argmax(axis=1)
+        largest = int(np.bincount(y).max())
+        if largest >= 2:
+            with warnings.catch_warnings():  # small classes are expected with a few labels
+                warnings.simplefilter("ignore", UserWarning)
+                splitter = StratifiedKFold(min(k, largest), shuffle=True, random_state=seed)
+                return list(splitter.split(np.zeros(n), y))
+    return list(KFold(k, shuffle=True, random_state=seed).split(np.zeros(n)))
+
+
+def out_of_fold(
+    labels: tuple[str, ...], multi_label: bool, emb: np.ndarray, targets: Sequence[Sequence[str]], *, seed: int
+) -> OutOfFold:
+    """Each row scored by a logistic head fitted on the other folds (``ValueError`` below 2 rows)."""
+    n = len(targets)
+    if n < 2:
+        raise ValueError(f"out_of_fold needs at least 2 labeled rows, got {n}")
+    truth = indicator(labels, targets)
+    proba = np.zeros_like(truth)
+    seen = np.zeros(truth.shape, dtype=bool)
+    for train, test in folds(truth, multi_label, seed):
+        head = fit_head(labels, multi_label, emb[train], [list(targets[i]) for i in train], seed=seed)
+        if head is None:
+            continue
+        proba[test] = head.predict_proba(emb[test])
+        seen[np.ix_(test, np.asarray(head.columns, dtype=np.int64))] = True
+    return OutOfFold(proba, seen, truth)
+
+
+def _fit_temperature(p: np.ndarray, y: np.ndarray, multi_label: bool) -> float:
+    """The temperature in ``TEMPERATURE_RANGE`` with the lowest log-loss of ``scale(p, T)`` (1 for few rows)."""
+    from scipy.optimize import minimize_scalar
+
+    if len(p) < MIN_ROWS_FOR_TEMPERATURE:
+        return 1.0
+    lo, hi = np.log(TEMPERATURE_RANGE[0]), np.log(TEMPERATURE_RANGE[1])
+    found = minimize_scalar(
+        lambda log_t: cal.nll(cal.scale(p, float(np.exp(log_t)), multi_label), y, multi_label),
+        bounds=(lo, hi),
+        method="bounded",
+        options={"xatol": 1e-3},
+    )
+    return float(np.exp(found.x))
+
+
+def _label_temperatures(p: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Multiple choice: one temperature per label (a shared one for labels with too few positives or negatives)."""
+    shared = _fit_temperature(p, y, True)
+    out = np.full(p.shape[1], shared)
+    for j in range(p.shape[1]):
+        positives = int(y[:, j].sum())
+        if min(positives, len(y) - positives) >= MIN_ROWS_PER_LABEL_TEMPERATURE:
+            out[j] = _fit_temperature(p[:, [j]], y[:, [j]], True)
+    return out
+
+
+def weight_cap(n: int, prior_strength: float) -> float:
+    """The largest blend weight ``n`` labeled rows may give the fitted head: n / (n + prior_strength).
+
+    The zero-shot prior counts as ``prior_strength`` labels. Out-of-fold accuracy alone over-trusts a handful of
+    labels, and more so under uncertainty sampling, whose labeled rows are exactly those the prior is unsure of
+    (measured in ``docs/benchmarks.md``, "Served model at small label counts").
+    """
+    return 1.0 if prior_strength <= 0 else n / (n + prior_strength)
+
+
+def choose_calibration(
+    prior: np.ndarray, oof: OutOfFold, multi_label: bool, *, prior_strength: float
+) -> tuple[Calibration, dict[str, Any]]:
+    """Blend weight and temperatures from out-of-fold scores; the report records them with CV accuracy and ECE.
+
+    ``prior``: (n, k) zero-shot probabilities of the labeled rows; ``oof``: the fitted head's out-of-fold scores.
+    The weight is the one of ``WEIGHTS`` up to ``weight_cap`` with the best out-of-fold accuracy (ties: the lower
+    log-loss, then the lower weight); 0 (the prior alone) is always a candidate.
+    """
+    y = oof.truth
+    t0 = _fit_temperature(prior, y, multi_label)
+    p0 = cal.scale(prior, t0, multi_label)
+    cap = weight_cap(len(y), prior_strength)
+    scored = []
+    for w in (w for w in WEIGHTS if w <= cap + 1e-9):
+        blended = cal.mix(p0, oof.proba, oof.seen, w, multi_label)
+        scored.append((cal.accuracy(blended, y, multi_label), -cal.nll(blended, y, multi_label), -w))
+    weight = -max(scored)[2]
+    blended = cal.mix(p0, oof.proba, oof.seen, weight, multi_label)
+    temperature = _label_temperatures(blended, y) if multi_label else np.array([_fit_temperature(blended, y, False)])
+    chosen = Calibration(weight=weight, prior_temperature=t0, temperature=temperature)
+    served = cal.scale(blended, temperature, multi_label)
+    uncalibrated = cal.mix(prior, oof.proba, oof.seen, weight, multi_label)
+    report = {
+        **_report(served, uncalibrated, prior, y, multi_label, chosen),
+        "fitted_cv_accuracy": round(cal.accuracy(np.where(oof.seen, oof.proba, 0.0), y, multi_label), 4),
+        "weight_cap": round(cap, 3),
+    }
+    return chosen, report
+
+
+def _report(
+    served: np.ndarray, uncalibrated: np.ndarray, prior: np.ndarray, y: np.ndarray, multi: bool, chosen: Calibration
+) -> dict[str, Any]:
+    return {
+        "n": len(y),
+        "metric": "micro_f1" if multi else "accuracy",
+        "cv_accuracy": round(cal.accuracy(served, y, multi), 4),
+        "zero_shot_cv_accuracy": round(cal.accuracy(prior, y, multi), 4),
+        **chosen.as_json(),
+        "ece_uncalibrated": cal.reliability(uncalibrated, y, multi)["ece"],
+        "ece": cal.reliability(served, y, multi)["ece"],
+    }
+
+
+def prior_only_calibration(prior: np.ndarray, truth: np.ndarray, multi_label: bool) -> tuple[Calibration, dict]:
+    """Labels too few for a head (fewer than two classes): the prior alone, rescaled once enough rows exist."""
+    t0 = _fit_temperature(prior, truth, multi_label)
+    chosen = Calibration(weight=0.0, prior_temperature=t0)
+    return chosen, _report(cal.scale(prior, t0, multi_label), prior, prior, truth, multi_label, chosen)
