@@ -41,8 +41,8 @@ tools:
 	@command -v docker-compose >/dev/null 2>&1 || apt-get install -y -q docker-compose >/dev/null 2>&1 || echo "docker-compose could not be installed: tests/backend/test_docker_files.py skips its compose check"
 
 lint: setup
-	$(BIN)/ruff check backend strategies tests docker
-	$(BIN)/ruff format --check backend strategies tests docker
+	$(BIN)/ruff check backend strategies tools tests docker
+	$(BIN)/ruff format --check backend strategies tools tests docker
 
 typecheck: setup
 	$(BIN)/mypy

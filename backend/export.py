@@ -108,9 +108,9 @@ def export_model(services: Services, project_id: int, out: Path, version: str | 
             shutil.copytree(Path(record.artifact_path) / MODEL_DIR, target, dirs_exist_ok=True)
             paths[control.name] = target
             continue
-        head = classifier.heads[control.name]
-        if isinstance(head, BlendedHead):  # a SetFit model holds the fitted head; the blend is tagloop's serving
-            head = head.fitted
+        served = classifier.heads[control.name]
+        # a SetFit model holds the fitted head; the blend with the zero-shot prior is tagloop's serving
+        head = served.fitted if isinstance(served, BlendedHead) else served
         if not isinstance(head, FittedHead):
             continue
         target = out / f"{name}-{control.name}"

@@ -295,7 +295,7 @@ def length_chunks(lengths: Sequence[int], *, max_batch: int, max_padding: float 
     A chunk is padded to its longest text; it grows while it has fewer than ``max_batch`` texts and its padded
     token count stays within ``1 + max_padding`` times its real token count. One padded batch of 32 ag_news
     texts is about half padding (mean 50 tokens, longest often 100+); chunked this way the int8 MiniLM body
-    encoded 380 texts/s instead of 183 (``bench/onnx_speed.py``).
+    encoded 380 texts/s instead of 183 (``tools/experiments/onnx_speed.py``).
     """
     order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
     chunks: list[np.ndarray] = []

@@ -5,7 +5,8 @@ the lowest threshold whose precision on the scored rows reaches the target (so r
 allows); for a target FP rate, the lowest threshold whose FP rate (flagged negatives / negatives) stays at or
 below it. Precision and FP rate are judged by their Wilson bounds (``z`` = 1.645: one-sided 95 %), not the
 point estimates: otherwise the top few scores, all positive by luck, "reach" any precision, and on rare labels
-that threshold flags almost nothing right on new data (measured on jigsaw_toxic, see ``bench/review_thresholds.py``).
+that threshold flags almost nothing right on new data (measured on jigsaw_toxic, see
+``tools/experiments/review_thresholds.py``).
 The threshold is put halfway between the last flagged score and the next lower one. When no threshold meets the
 target, the one with the best bound (ties: the lowest) is returned with ``met=False``.
 """

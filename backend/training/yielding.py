@@ -10,7 +10,7 @@ more here, too long a stretch to hold requests off), pauses while a request was 
 ``training_yield_ms`` (``YieldToServing``). The pause is bounded by ``training_yield_share``: at 0.75 a pause
 never exceeds three times the work since the previous one. (At idle priority the training also gets only the
 CPU serving leaves, so under sustained traffic it runs far slower than that bound alone: measured in
-``bench/results/predict-ag_news.txt``, runs 8-9.)
+``docs/results/predict-ag_news.txt``, runs 8-9.)
 
 A worker on another machine (scaled-out mode, its own data dir) never sees the file and never pauses.
 """

@@ -19,7 +19,7 @@ from typing import Self, TypeVar
 import requests
 from label_studio_sdk import LabelStudio
 
-from backend.demo import Credentials, ensure_label_studio, label_studio_env
+from tools.demo import Credentials, ensure_label_studio, label_studio_env
 
 T = TypeVar("T")
 
@@ -206,7 +206,7 @@ class LabelStudioServer(_ServerProcess):
 
     def client(self) -> LabelStudio:
         """An SDK client authenticated with the admin's legacy token."""
-        return LabelStudio(base_url=self.url, api_key=self.token)
+        return LabelStudio(base_url=self.url, api_key=self.token)  # type: ignore[no-untyped-call]
 
 
 class TagloopServer(_ServerProcess):

@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 import requests
 
-from backend.demo import LabelStudioApi, create_project, wait_for_queue
 from tests.conftest import config_xml, read_rows
 from tests.e2e.browser.chromium import Chromium
 from tests.e2e.browser.label_studio_ui import LabelStudioUI, ServedTask, SubmitRejected, shown_version
 from tests.e2e.harness import LabelStudioServer, TagloopServer, wait_until
+from tools.demo import LabelStudioApi, create_project, wait_for_queue
 
 pytestmark = pytest.mark.browser
 

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from backend.models.encoder import Encoder
-from backend.simulation import (
+from tests.conftest import read_rows
+from tools.simulation import (
     DatasetError,
     EmbeddingCache,
     SimulationConfig,
@@ -21,8 +22,7 @@ from backend.simulation import (
     run_simulation,
     trapezoid_auc,
 )
-from backend.simulation.loop import f1_scores
-from tests.conftest import read_rows
+from tools.simulation.loop import f1_scores
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 CONTRACT_KEYS = {"dataset", "pool", "eval", "multi_label", "metric", "config", "strategies", "auc", "seconds"}

@@ -1,7 +1,7 @@
 """Accuracy of the transformer slow tier (full fine-tuning) against SetFit at a few label budgets, same run.
 
-Usage: python bench/finetune_vs_setfit.py [--data ../shared/data/ag_news/ag_news.csv] [--budgets 64,500]
-       [--test 2000] [--seed 42] [--out bench/results/finetune_vs_setfit]
+Usage: python -m tools.experiments.finetune_vs_setfit [--data ../shared/data/ag_news/ag_news.csv] [--budgets 64,500]
+       [--test 2000] [--seed 42] [--out docs/results/finetune_vs_setfit]
 
 Both tiers start from the bundled all-MiniLM-L6-v2 weights with tagloop's default settings (SetFit: 20 pair
 iterations, at most 200 steps; transformer: 4 epochs, early stopping on a 15 % validation split, class-weighted
@@ -31,7 +31,7 @@ from backend.training.dataset import control_data
 from backend.training.setfit_training import train_setfit
 from backend.training.transformer_training import train_transformer
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def sample(rows: list[dict[str, str]], n: int, seed: int) -> list[dict[str, str]]:
@@ -52,7 +52,7 @@ def main() -> None:
     parser.add_argument("--budgets", default="64,500")
     parser.add_argument("--test", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--out", type=Path, default=REPO / "bench/results/finetune_vs_setfit")
+    parser.add_argument("--out", type=Path, default=REPO / "docs/results/finetune_vs_setfit")
     args = parser.parse_args()
 
     with args.data.open(newline="", encoding="utf-8") as f:

@@ -2,7 +2,7 @@
 
 Both servers get the same labels from a labeled CSV as Label Studio webhooks over HTTP on loopback:
 - tagloop: ``tagloop serve`` in a subprocess (fresh SQLite data dir, in-process worker, fast tier on);
-- reference: synchronous retrain in the webhook every 10 labels (``backend.bench.reference``).
+- reference: synchronous retrain in the webhook every 10 labels (``tools.bench.reference``).
 Up to each checkpoint the labels are sent back to back (ack latency is measured on every one); then
 ``window`` labels are sent at an annotator's ``pace`` and, for each, the time until the server serves a
 model trained on it is measured (label → new-version-serving latency).
@@ -198,7 +198,7 @@ def _start_tagloop(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
 def _start_reference(labels: tuple[str, ...], embeddings: dict[int, np.ndarray]) -> tuple[Any, str]:
     from waitress.server import create_server
 
-    from backend.bench.reference import reference_app
+    from tools.bench.reference import reference_app
 
     port = _free_port()
     server = create_server(reference_app(labels, embeddings), host="127.0.0.1", port=port, threads=4)

@@ -1,6 +1,6 @@
 """Time from an annotator's label to Label Studio serving the new top task, on a 10k-task project.
 
-Usage: TAGLOOP_LS_VENV=.ls-venv python bench/queue_latency.py [--tasks 10000] [--versions 20]
+Usage: TAGLOOP_LS_VENV=.ls-venv python -m tools.experiments.queue_latency [--tasks 10000] [--versions 20]
        [--data ../shared/data/davidson_hate/davidson_hate.csv]
 
 Starts a real Label Studio and a tagloop server on loopback (the test harness in tests/e2e/harness.py),
@@ -18,7 +18,6 @@ import argparse
 import csv
 import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -26,8 +25,7 @@ from pathlib import Path
 import numpy as np
 import requests
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+REPO = Path(__file__).resolve().parents[2]
 
 from tests.e2e.harness import LabelStudioServer, TagloopServer, ensure_label_studio_venv, wait_until  # noqa: E402
 

@@ -39,10 +39,10 @@ from typing import Any
 import numpy as np
 import requests
 
-from backend.bench.freshness import annotation_event
-from backend.bench.predict_report import summary, table
-from backend.bench.predict_server import PROJECT, Server, TaskIds, predict_http
 from backend.config import PRIORITIES
+from tools.bench.freshness import annotation_event
+from tools.bench.predict_report import summary, table
+from tools.bench.predict_server import PROJECT, Server, TaskIds, predict_http
 
 Progress = Callable[[str], None]
 ROUNDS = 4

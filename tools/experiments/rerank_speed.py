@@ -1,6 +1,7 @@
 """Re-ranking a 100k-task pool from cached embeddings vs re-encoding it, in the same run.
 
-Usage: python bench/rerank_speed.py [--n 100000] [--data ../shared/data/ag_news/ag_news.csv] [--encode-sample 512]
+Usage: python -m tools.experiments.rerank_speed [--n 100000] [--data ../shared/data/ag_news/ag_news.csv]
+       [--encode-sample 512]
 
 Re-ranking = a logistic head's ``predict_proba`` on (n, 384) cached embeddings + a strategy picking the top
 200. The baseline is what re-ranking would cost without the cache: encoding the pool texts again, measured
@@ -23,7 +24,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
 def main() -> None:
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--data", type=Path, default=repo.parent / "shared" / "data" / "ag_news" / "ag_news.csv")

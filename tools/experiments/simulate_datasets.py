@@ -1,6 +1,7 @@
 """Run `tagloop simulate` on the shared datasets (ag_news, banking77, sst2, jigsaw_toxic) and tabulate AUCs.
 
-Usage: python bench/simulate_datasets.py [--shared ../shared/data] [--work DIR] [--pool-cap 5000] [--eval-cap 1000]
+Usage: python -m tools.experiments.simulate_datasets [--shared ../shared/data] [--work DIR] [--pool-cap 5000]
+       [--eval-cap 1000]
 
 Pools and eval sets come from each dataset's own splits where it has them (train → pool, test → eval);
 ag_news has one split, so its first rows are the pool and its last rows the eval set. Pools are capped at
@@ -43,7 +44,7 @@ def split(shared: Path, name: str, work: Path, pool_cap: int, eval_cap: int) -> 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     parser.add_argument("--shared", type=Path, default=repo.parent / "shared" / "data")
     parser.add_argument("--work", type=Path, default=repo / "var" / "simulations")
     parser.add_argument("--pool-cap", type=int, default=5000)

@@ -1,6 +1,6 @@
 """Torch body vs ONNX Runtime fp32 vs int8, measured in one run on the same texts.
 
-    python bench/onnx_speed.py --data /work/shared/data/ag_news/ag_news.csv --n 512
+    python -m tools.experiments.onnx_speed --data /work/shared/data/ag_news/ag_news.csv --n 512
 
 Per body: throughput (texts/s, whole list at --batch-size), single-text latency p50/p99 over --calls calls, cosine to
 the torch embeddings, and argmax agreement of a logistic head fitted on torch embeddings of --n-train other rows.
@@ -13,7 +13,6 @@ import argparse
 import csv
 import json
 import os
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -21,8 +20,6 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from backend.models.encoder import Encoder, bundled_model_path, offline
 from backend.models.heads import FittedHead, fit_head

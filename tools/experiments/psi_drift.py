@@ -1,6 +1,7 @@
 """PSI of served scores: a davidson_hate-trained version on unshifted davidson_hate streams vs a shifted sms_spam one.
 
-Usage: python bench/psi_drift.py [--shared ../shared/data] [--out bench/results] [--labeled 2000] [--window 1000]
+Usage: python -m tools.experiments.psi_drift [--shared ../shared/data] [--out docs/results] [--labeled 2000]
+       [--window 1000]
 
 Runs tagloop's own path in-process: a moderation project (``annotation_configs/content_moderation.xml``;
 hate_speech → Violating, offensive_language → Potentially Harmful, neither → Safe) with ``--labeled`` davidson
@@ -46,7 +47,7 @@ class NoWake:
 
 
 def main() -> None:
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shared", type=Path, default=repo.parent / "shared" / "data")
     parser.add_argument("--out", type=Path, default=repo / "bench" / "results")

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import requests
 
 if TYPE_CHECKING:
-    from backend.bench.predict import PredictBenchConfig
+    from tools.bench.predict import PredictBenchConfig
 
 PROJECT = 1
 """The Label Studio project id the bench uses."""

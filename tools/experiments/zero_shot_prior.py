@@ -1,7 +1,7 @@
 """Experiment for a next step (not what tagloop serves yet): the fast-tier head alone vs zero-shot vs a blend of
 the two whose weight is chosen by out-of-fold accuracy on the labels, at small label budgets.
 
-Usage: HF_HUB_OFFLINE=1 python bench/zero_shot_prior.py [--data ag_news] [--config news_topics] [--seeds 5]
+Usage: HF_HUB_OFFLINE=1 python -m tools.experiments.zero_shot_prior [--data ag_news] [--config news_topics] [--seeds 5]
 
 The first 2,500 rows of ``../shared/data/<data>`` are read; the last 500 of them are the test slice, the labeled
 rows are drawn at random (per seed) from the others. ``lr`` is the fast tier's logistic head as served today

@@ -4,10 +4,10 @@ Frozen-embedding fast tier: pool and eval texts are embedded once (cached on dis
 is replayed per seed with a logistic head refitted on the labeled embeddings at each step.
 """
 
-from backend.simulation.data import DatasetError, LabeledDataset, SimulationError, load_dataset
-from backend.simulation.embeddings import EmbeddingCache, ProgressCallback, TextEncoder, embed_texts
-from backend.simulation.loop import SimulationConfig, SimulationConfigError, run_simulation, trapezoid_auc
-from backend.simulation.plots import plot_learning_curves
+from tools.simulation.data import DatasetError, LabeledDataset, SimulationError, load_dataset
+from tools.simulation.embeddings import EmbeddingCache, ProgressCallback, TextEncoder, embed_texts
+from tools.simulation.loop import SimulationConfig, SimulationConfigError, run_simulation, trapezoid_auc
+from tools.simulation.plots import plot_learning_curves
 
 __all__ = [
     "DatasetError",

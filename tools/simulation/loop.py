@@ -23,10 +23,10 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from backend.models.heads import fit_head
-from backend.simulation.data import LabeledDataset, SimulationError, load_dataset
-from backend.simulation.embeddings import ProgressCallback, TextEncoder, embed_texts
-from backend.simulation.plots import plot_learning_curves
 from strategies import MULTI_LABEL, Selection, StrategyError, get_strategy
+from tools.simulation.data import LabeledDataset, SimulationError, load_dataset
+from tools.simulation.embeddings import ProgressCallback, TextEncoder, embed_texts
+from tools.simulation.plots import plot_learning_curves
 
 Metric = Literal["accuracy", "micro_f1"]
 MODELS = ("frozen", "setfit")

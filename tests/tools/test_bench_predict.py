@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
-from backend.bench.predict import PredictBenchConfig, labeling_config, read_rows
 from tests.conftest import REPO, SHARED_DATA, config_xml
+from tools.bench.predict import PredictBenchConfig, labeling_config, read_rows
 
 pytestmark = pytest.mark.model
 AG_NEWS = SHARED_DATA / "ag_news" / "ag_news.csv"

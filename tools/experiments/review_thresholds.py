@@ -1,6 +1,7 @@
 """Flag-threshold chooser on jigsaw_toxic: target precision vs the precision reached on a split it did not see.
 
-Usage: python bench/review_thresholds.py [--data ../shared/data/jigsaw_toxic/jigsaw_toxic.csv] [--out bench/results]
+Usage: python -m tools.experiments.review_thresholds [--data ../shared/data/jigsaw_toxic/jigsaw_toxic.csv]
+       [--out docs/results]
        [--targets 0.8,0.9,0.95] [--cache var/embedding-cache]
 
 Tuning split: the CSV's ``train`` rows. Per label, thresholds are chosen (``backend.review.thresholds``) on 5-fold
@@ -51,7 +52,7 @@ def measure(scores: np.ndarray, positive: np.ndarray, threshold: float | None) -
 
 
 def main() -> None:
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=repo.parent / "shared/data/jigsaw_toxic/jigsaw_toxic.csv")
     parser.add_argument("--out", type=Path, default=repo / "bench" / "results")
@@ -64,7 +65,7 @@ def main() -> None:
     from backend.models.heads import fit_head
     from backend.review.crossval import out_of_fold, subsample
     from backend.review.thresholds import choose_threshold
-    from backend.simulation.embeddings import embed_texts
+    from tools.simulation.embeddings import embed_texts
 
     started = time.perf_counter()
     texts, targets, is_test = load(args.data)
