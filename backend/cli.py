@@ -61,8 +61,8 @@ def serve(
     flask_app = create_app(settings)
     services = flask_app.extensions["tagloop"]
     threading.Thread(target=services.models.served_base_encoder, name="warm-up", daemon=True).start()  # ONNX
-    for project in services.store.list_projects():  # annotations made while tagloop was down
-        if project.ls_url and project.ls_token:
+    for project in services.store.projects.all():  # annotations made while tagloop was down
+        if project.ls_url and project.ls_token and not project.detached:
             services.request_training(project.id, "catchup", "start")
     typer.echo(
         f"tagloop serving on http://{host}:{port} (data: {settings.data_dir.resolve()}, "
@@ -78,8 +78,8 @@ def _services(data_dir: Path | None) -> Services:
 
 
 def _require_project(services: Services, project: int) -> None:
-    if services.store.get_project(project) is None:
-        known = [p.id for p in services.store.list_projects()]
+    if services.store.projects.get(project) is None:
+        known = [p.id for p in services.store.projects.all()]
         typer.secho(f"error: project {project} is unknown; known projects: {known}", fg="red", err=True)
         raise typer.Exit(2)
 
@@ -113,7 +113,7 @@ def train(
         except (TagloopError, LookupError, ValueError) as exc:
             typer.secho(f"error: {exc}", fg="red", err=True)
             raise typer.Exit(1) from None
-    record = services.store.get_version(version)
+    record = services.store.versions.get(version)
     summary: dict[str, object] = {"model_version": version, "status": record.status if record else None}
     summary |= {"n_train": record.n_train if record else None, "metrics": record.metrics if record else None}
     typer.echo(json.dumps(summary))

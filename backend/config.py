@@ -89,6 +89,17 @@ class Settings:
     push_protect_s: float = 600.0
     """How long such a task stays protected (its predictions kept, one more per push) unless it is labeled first."""
     """Unlabeled tasks scored per push."""
+    stop_set_size: int = 500
+    """Tasks every version predicts for the stopping criteria (a fixed sample of the project's tasks)."""
+    stop_every_labels: int = 10
+    """Stabilizing predictions compares versions this many labels apart."""
+    stop_kappa: float = 0.99
+    """κ at or above which two versions agree enough that labels no longer change the model."""
+    stop_window: int = 3
+    """Checks in a row at or above ``stop_kappa`` before tagloop says the returns diminish."""
+    ls_detach_after_s: float = 600.0
+    """A project whose Label Studio has failed every call for this long is detached (a 404 for the project detaches
+    it at once): no more catch-ups, pushes or scans until Label Studio calls tagloop for it again."""
     label_studio_url: str = ""
     label_studio_token: str = ""
     ls_venv: str = ""
@@ -203,7 +214,7 @@ class Settings:
             )
         if self.worker not in WORKERS:
             raise SettingsError(f"worker: got {self.worker!r}, expected one of {list(WORKERS)}")
-        for name in ("worker_poll_s", "job_stale_s", "job_backoff_s"):
+        for name in ("worker_poll_s", "job_stale_s", "job_backoff_s", "ls_detach_after_s"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{name}: got {getattr(self, name)}, expected a number > 0")
         if self.job_max_attempts < 1:
@@ -227,6 +238,11 @@ class Settings:
                 raise SettingsError(f"{name}: got {getattr(self, name)}, expected an integer >= 0")
         if not 0.0 <= self.promotion_tolerance <= 1.0:
             raise SettingsError(f"promotion_tolerance: got {self.promotion_tolerance}, expected a number in [0, 1]")
+        for name in ("stop_set_size", "stop_every_labels", "stop_window"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"{name}: got {getattr(self, name)}, expected an integer >= 1")
+        if not 0.0 < self.stop_kappa <= 1.0:
+            raise SettingsError(f"stop_kappa: got {self.stop_kappa}, expected a number in (0, 1]")
         if self.prior_strength < 0:
             raise SettingsError(f"prior_strength: got {self.prior_strength}, expected a number >= 0")
         if self.zero_shot_temperature <= 0:

@@ -24,17 +24,17 @@ def export_labels(services: Services, project_id: int, out: Path, fmt: str) -> P
     """One row per stored annotation (``provenance`` ``annotator``: task, text, choices, who, when, status, what
     tagloop had predicted), then one per moderator verdict (``moderator``: it overrides the annotator's choices of
     its control for that text in training)."""
-    from backend.store.review_store import ReviewStore
 
     if fmt not in FORMATS:
         raise NotFound(f"format: got {fmt!r}, expected one of {list(FORMATS)}")
     store = services.store
     services.served.flush()
-    served = store.tasks_with_predictions(project_id)
+    served = store.tasks.predictions(project_id)
     rows: list[dict[str, Any]] = []
-    for ann in store.annotations(project_id):
-        data = store.get_task(ann.task_id) or {}
-        pred = served.get(ann.task_id) or {}
+    texts = store.tasks.data(project_id, sorted({a.task_id for a in store.annotations.of_project(project_id)}))
+    for ann in store.annotations.of_project(project_id):
+        data = texts.get(ann.task_id) or {}
+        pred = ann.suggested or served.get(ann.task_id) or {}  # what the annotator was shown, else the last served
         rows.append(
             {
                 "provenance": "annotator",
@@ -50,16 +50,17 @@ def export_labels(services: Services, project_id: int, out: Path, fmt: str) -> P
                 "predicted_by": pred.get("model_version"),
                 "predicted": pred.get("choices"),
                 "predicted_score": pred.get("score"),
+                "accepted": ann.accepted,
             }
         )
-    for verdict in ReviewStore(store).moderator_labels(project_id):
+    for verdict in store.review.moderator_labels(project_id):
         pred = (served.get(verdict.task_id) if verdict.task_id is not None else None) or {}
         rows.append(
             {
                 "provenance": "moderator",
                 "annotation_id": None,
                 "task_id": verdict.task_id,
-                "data": (store.get_task(verdict.task_id) if verdict.task_id is not None else None)
+                "data": (store.tasks.get(project_id, verdict.task_id) if verdict.task_id is not None else None)
                 or {verdict.value_key: verdict.text},
                 "choices": {verdict.control: list(verdict.labels)},
                 "author": verdict.moderator,
@@ -91,14 +92,14 @@ def export_model(services: Services, project_id: int, out: Path, version: str | 
     """Per ``<Choices>`` control, a model directory loadable as is: ``SetFitModel.from_pretrained(dir)``, or, for
     the control a transformer version was fine-tuned on, ``AutoModelForSequenceClassification.from_pretrained(dir)``
     (and ``pipeline("text-classification", model=dir)``)."""
-    project = services.store.get_project(project_id)
+    project = services.store.projects.get(project_id)
     if project is None:
         raise NotFound(f"project {project_id} is not known to tagloop")
     spec = parse_label_config(project.label_config)
     name = version or services.models.served_version(project, spec)
-    record = services.store.get_version(name)
+    record = services.store.versions.get(name)
     if record is None or not record.artifact_path:
-        kept = [v.name for v in services.store.list_versions(project_id)]
+        kept = [v.name for v in services.store.versions.of_project(project_id)]
         raise NotFound(f"version {name!r} has no saved model; kept versions: {kept}")
     classifier = load_classifier(Path(record.artifact_path), load_encoder=services.models.encoder_for)
     paths: dict[str, Path] = {}

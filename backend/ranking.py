@@ -1,4 +1,5 @@
-"""Rank a project's unlabeled pool with its query strategy (the queue Label Studio will serve)."""
+"""Rank a project's unlabeled pool with its query strategy (the queue Label Studio will serve), and the certainty
+Label Studio shows for each prediction (``strategies.certainty``)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import numpy as np
 from backend.config import Settings
 from backend.labelstudio.label_config import ControlSpec, LabelSpec
 from backend.store.records import ProjectRecord
-from strategies import NEEDS_EMBEDDINGS, Selection, get_strategy
+from strategies import Selection, StrategyInfo, describe, row_certainty, run_strategy
 
 Embed = Callable[[Sequence[str]], np.ndarray]
 
@@ -40,15 +41,22 @@ class RankInput:
 
 def rank(name: str, data: RankInput, k: int, embed: Embed, *, seed: int) -> Selection:
     """The top ``k`` pool positions in the strategy's order (most informative first)."""
-    strategy = get_strategy(name)
-    needs = name in NEEDS_EMBEDDINGS or "." in name
-    embeddings = embed(data.pool_texts) if needs else None
-    labeled = embed(data.labeled_texts) if needs and data.labeled_texts else None
-    return strategy(
+    info = describe(name)
+    embeddings = embed(data.pool_texts) if info.needs_embeddings else None
+    labeled = embed(data.labeled_texts) if info.needs_embeddings and data.labeled_texts else None
+    return run_strategy(
+        info,
         data.proba,
         min(k, len(data.proba)),
+        rng=np.random.default_rng(seed),
         embeddings=embeddings,
         labeled_embeddings=labeled,
-        rng=np.random.default_rng(seed),
         label_cardinality=data.label_cardinality,
     )
+
+
+def certainty(info: StrategyInfo, spec: LabelSpec, probas: dict[str, np.ndarray]) -> np.ndarray:
+    """(n,) certainty of each row as the strategy measures it on the primary control, in [0, 1]: the ``score`` of a
+    prediction Label Studio stores (its queue sorts by it, lowest first)."""
+    head = primary(spec)
+    return row_certainty(info.certainty, probas[head.name], multi_label=head.multi_label)

@@ -1,13 +1,14 @@
 """``tagloop report``: per-class precision/recall/F1, confusion matrix, calibration and version history.
 
-The numbers come from out-of-fold predictions (stratified k-fold of the served version's head procedure on the
-served body's cached embeddings of the labeled texts), so every labeled task is scored by a model that did not
-see it. Single-choice controls only (multiple-choice controls are listed with their label counts).
+The numbers come from out-of-fold predictions (``backend.training.evaluation``: the served version's head
+procedure, zero-shot prior blended and calibrated, on the served body's cached embeddings of the labeled texts), so
+every labeled task is scored by a model that did not see it. Single-choice controls only (multiple-choice controls
+are listed with their label counts). Also: suggestion acceptance and the stopping criteria (``backend.insights``),
+with ``progress.png``.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,11 +16,15 @@ from typing import Any
 
 import numpy as np
 
+from backend.config import Settings
 from backend.errors import NotFound, UnprocessableRequest
+from backend.insights import insights
 from backend.labelstudio.label_config import parse_label_config
-from backend.models.heads import fit_head
+from backend.models.calibration import reliability
+from backend.models.heads import Head
 from backend.services import Services
-from backend.training.dataset import ControlData, control_data
+from backend.training.dataset import ControlData, control_data, labeled_examples
+from backend.training.fitting import control_out_of_fold
 
 BINS = 10
 
@@ -29,12 +34,12 @@ def project_report(
 ) -> dict[str, Any]:
     """Write ``report.json``, ``confusion_<control>.png`` and ``calibration_<control>.png`` under ``out``; with
     ``slice_terms``, also a slice audit (per-term FP/FN rates of the flag decision, ``backend.review.audit``)."""
-    project = services.store.get_project(project_id)
+    project = services.store.projects.get(project_id)
     if project is None:
         raise NotFound(f"project {project_id} is not known to tagloop")
     spec = parse_label_config(project.label_config)
     model = services.models.get(project, spec)
-    data = control_data(spec, services.store.training_set(project_id), max_chars=services.settings.max_text_chars)
+    data = control_data(spec, labeled_examples(services.store, project_id), max_chars=services.settings.max_text_chars)
     out.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {"project": project_id, "model_version": model.version, "controls": {}}
     for name, rows in data.items():
@@ -42,7 +47,7 @@ def project_report(
             report["controls"][name] = {"multi_label": True, "label_counts": rows.label_counts()}
             continue
         emb = services.embeddings.encode(model.encoder, rows.texts)
-        report["controls"][name] = _control_report(rows, emb, services.settings.seed, out)
+        report["controls"][name] = _control_report(rows, model.heads[name], emb, services.settings, out)
     report["versions"] = [
         {
             "name": v.name,
@@ -51,10 +56,12 @@ def project_report(
             "n_train": v.n_train,
             "metrics": v.metrics,
             "train_seconds": v.train_seconds,
-            "created_at": str(v.created_at),
+            "created_at": v.created_at,
         }
-        for v in services.store.list_versions(project_id)
+        for v in services.store.versions.of_project(project_id)
     ]
+    report["insights"] = insights(services.store, project_id, services.settings)
+    _plot_progress(services.store.annotations.acceptance_rows(project_id), report["insights"], out / "progress.png")
     if slice_terms:
         from backend.review.audit import slice_audit
 
@@ -85,52 +92,15 @@ def simulation_report(directory: Path, out: Path) -> dict[str, Any]:
     return report
 
 
-def out_of_fold(rows: ControlData, emb: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(y_true (n,), proba (n, n_labels)) where row i comes from a head fitted without row i."""
-    from sklearn.model_selection import StratifiedKFold
-
-    labels = rows.control.labels
-    y = np.array([labels.index(t[0]) for t in rows.targets])
-    counts = np.bincount(y, minlength=len(labels))
-    folds = min(5, int(counts[counts > 0].min()) if counts.any() else 0)
-    if folds < 2 or len(set(y.tolist())) < 2:
+def _control_report(rows: ControlData, head: Head, emb: np.ndarray, settings: Settings, out: Path) -> dict[str, Any]:
+    """Out-of-fold scores of the served head's procedure on the labeled rows (``evaluation``)."""
+    y = np.array([rows.control.labels.index(t[0]) for t in rows.targets])
+    if len(set(y.tolist())) < 2 or np.bincount(y).max() < 2:
         raise UnprocessableRequest(
-            f"<Choices name={rows.control.name!r}>: need at least 2 labeled tasks in each of 2 classes for a report; "
-            f"label counts: {rows.label_counts()}"
+            f"<Choices name={rows.control.name!r}>: need labeled tasks of at least 2 classes, one of them twice, for "
+            f"a report; label counts: {rows.label_counts()}"
         )
-    proba = np.zeros((len(y), len(labels)))
-    for train, test in StratifiedKFold(folds, shuffle=True, random_state=seed).split(emb, y):
-        head = fit_head(labels, False, emb[train], [rows.targets[i] for i in train], seed=seed)
-        if head is not None:
-            proba[test] = head.predict_proba(emb[test])
-    return y, proba
-
-
-def calibration(y: np.ndarray, proba: np.ndarray) -> dict[str, Any]:
-    """Reliability bins of the top probability and the expected calibration error (ECE)."""
-    confidence = proba.max(axis=1)
-    correct = (proba.argmax(axis=1) == y).astype(float)
-    edges = np.linspace(0, 1, BINS + 1)
-    bins, ece = [], 0.0
-    for lo, hi in itertools.pairwise(edges):
-        inside = (confidence > lo) & (confidence <= hi)
-        if inside.any():
-            gap = abs(correct[inside].mean() - confidence[inside].mean())
-            ece += inside.mean() * gap
-            bins.append(
-                {
-                    "lo": round(lo, 2),
-                    "hi": round(hi, 2),
-                    "n": int(inside.sum()),
-                    "confidence": round(float(confidence[inside].mean()), 4),
-                    "accuracy": round(float(correct[inside].mean()), 4),
-                }
-            )
-    return {"ece": round(float(ece), 4), "bins": bins}
-
-
-def _control_report(rows: ControlData, emb: np.ndarray, seed: int, out: Path) -> dict[str, Any]:
-    y, proba = out_of_fold(rows, emb, seed)
+    proba = control_out_of_fold(head, rows.control, emb, rows.targets, settings)
     return _scores(y, proba, rows.control.labels, out, rows.control.name)
 
 
@@ -141,7 +111,7 @@ def _scores(y: np.ndarray, proba: np.ndarray, labels: tuple[str, ...], out: Path
     pred = proba.argmax(axis=1)
     p, r, f, support = precision_recall_fscore_support(y, pred, labels=range(len(labels)), zero_division=0)
     matrix = confusion_matrix(y, pred, labels=range(len(labels)))
-    cal = calibration(y, proba)
+    cal = reliability(proba, np.eye(len(labels))[y], False)
     _plot_confusion(matrix, labels, out / f"confusion_{name}.png")
     _plot_calibration(cal, out / f"calibration_{name}.png")
     return {
@@ -180,6 +150,33 @@ def _plot_confusion(matrix: np.ndarray, labels: tuple[str, ...], path: Path) -> 
         for i in range(len(labels)):
             for j in range(len(labels)):
                 ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def _plot_progress(accepted: list[tuple[int, str, bool]], found: dict[str, Any], path: Path) -> None:
+    """Left: share of suggestions accepted, rolling over 20 annotations; right: κ of the stopping checks."""
+    fig = _figure(10, 4)
+    left, right = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    flags = np.array([ok for _, _, ok in accepted], dtype=float)
+    if len(flags):
+        window = min(20, len(flags))
+        rolling = np.convolve(flags, np.ones(window) / window, mode="valid")
+        left.plot(np.arange(window, len(flags) + 1), rolling)
+    left.set_xlabel("submitted annotations with a suggestion")
+    left.set_ylabel("suggestion accepted (rolling 20)")
+    left.set_ylim(0, 1)
+    left.set_title(f"acceptance (last 100: {found['acceptance']['last_100']})")
+    checks = found["stopping"].get("checks") or []
+    if checks:
+        right.plot([c["labels"] for c in checks], [c["kappa"] for c in checks], "o-")
+        right.axhline(found["stopping"]["kappa_threshold"], linestyle="--", color="grey", label="stop threshold")
+        right.legend(loc="lower right")
+    right.set_xlabel("labels")
+    right.set_ylabel("κ vs the version some labels earlier")
+    right.set_ylim(0, 1.02)
+    right.set_title("stabilizing predictions")
+    fig.suptitle(found["stopping"]["recommendation"][:110], fontsize=9)
     fig.tight_layout()
     fig.savefig(path)
 

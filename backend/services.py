@@ -43,15 +43,15 @@ class Services:
     """Marked by /predict; training on this machine pauses between steps while it is recent."""
 
     def request_training(self, project_id: int, tier: str, reason: str) -> str:
-        """Queue a job (joining a queued one of the same project and tier) and wake a worker."""
+        """Queue a job (joining a queued one of the same project and tier) and wake a worker once it is committed."""
         job, created = self.jobs.enqueue(project_id, tier, reason)
-        self.waker.wake(job)
+        self.store.after_commit(lambda: self.waker.wake(job))
         return "queued" if created else "already_queued"
 
     def catch_up_if_due(self, project: ProjectRecord) -> bool:
         """Queue a catch-up from Label Studio's API if the project has an LS address and the last one is older
         than ``catch_up_every_s`` (called by /setup, which LS calls often, and by idle workers)."""
-        if not (project.ls_url and project.ls_token) and not self.settings.label_studio_url:
+        if project.detached or (not (project.ls_url and project.ls_token) and not self.settings.label_studio_url):
             return False
         last = self.jobs.latest(project.id, "catchup")
         if last is not None and last.state in ("queued", "running"):
@@ -65,7 +65,7 @@ class Services:
         """Queue the review job of a moderated project when its last one is older than ``review_scan_every_s``
         (called by idle workers: the periodic scan of served predictions, on top of the event-driven runs)."""
         every = self.settings.review_scan_every_s
-        if every <= 0:
+        if every <= 0 or project.detached:
             return False
         last = self.jobs.latest(project.id, "review")
         if last is not None and (last.state in ("queued", "running") or (last.finished_at or 0) > time.time() - every):
@@ -82,7 +82,7 @@ class Services:
 
     def upkeep(self) -> None:
         """What an idle worker schedules for every project: due catch-ups and due review scans."""
-        for project in self.store.list_projects():
+        for project in self.store.projects.all():
             self.catch_up_if_due(project)
             self.review_scan_if_due(project)
 

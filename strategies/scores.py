@@ -53,3 +53,37 @@ def max_label_uncertainty(proba: FloatArray) -> FloatArray:
 def cardinality_inconsistency(proba: FloatArray, mean_cardinality: float, threshold: float = 0.5) -> FloatArray:
     """Multi-label: |predicted label count − mean label count of the labeled set| (Li & Guo's LCI)."""
     return np.asarray(np.abs((proba >= threshold).sum(axis=1) - mean_cardinality), dtype=np.float64)
+
+
+# --- certainties: what Label Studio shows as a prediction's score (higher = more certain, in [0, 1]) ----------
+
+
+def top_probability(proba: FloatArray) -> FloatArray:
+    """Single-label certainty of least confidence: the top probability."""
+    return np.asarray(proba.max(axis=1), dtype=np.float64)
+
+
+def margin_certainty(proba: FloatArray) -> FloatArray:
+    """Certainty of margin sampling: top probability − second probability."""
+    if proba.shape[1] < 2:
+        return np.asarray(proba[:, 0], dtype=np.float64)
+    part = np.partition(proba, -2, axis=1)
+    return np.asarray(part[:, -1] - part[:, -2], dtype=np.float64)
+
+
+def entropy_certainty(proba: FloatArray) -> FloatArray:
+    """Certainty of entropy sampling: 1 − entropy / log(k) (1 for a one-hot row, 0 for a uniform one)."""
+    k = proba.shape[1]
+    if k < 2:
+        return np.ones(proba.shape[0])
+    return np.asarray(np.clip(1.0 - entropy(proba) / np.log(k), 0.0, 1.0), dtype=np.float64)
+
+
+def mean_label_certainty(proba: FloatArray) -> FloatArray:
+    """Multi-label certainty: mean over labels of |2p − 1|."""
+    return np.asarray(label_certainty(proba).mean(axis=1), dtype=np.float64)
+
+
+def min_label_certainty(proba: FloatArray) -> FloatArray:
+    """Multi-label certainty of the least certain label: min over labels of |2p − 1|."""
+    return np.asarray(label_certainty(proba).min(axis=1), dtype=np.float64)

@@ -12,6 +12,8 @@ Two kinds of metrics:
   version), ``tagloop_model_train_examples{project}``, ``tagloop_annotations{project, state}``,
   ``tagloop_tasks{project}``, ``tagloop_review_queue_items{project, queue, state}`` (when the review tables
   exist), ``tagloop_psi{project, version}`` (from the review package's hook, see ``psi_families``) and
+  ``tagloop_suggestion_acceptance{project}``, ``tagloop_stop_kappa{project}``, ``tagloop_overall_uncertainty{project}``,
+  ``tagloop_project_detached{project}`` (``backend.insights``) and
   ``tagloop_store_up`` (0 when the database could not be read; the other store families are then absent).
 """
 
@@ -33,7 +35,7 @@ from sqlalchemy import Float, case, column, func, inspect, select, table
 from sqlalchemy.exc import SQLAlchemyError
 
 from backend.services import Services
-from backend.store import orm
+from backend.store import models as orm
 
 log = logging.getLogger(__name__)
 EXTENSION = "tagloop.metrics"
@@ -110,7 +112,7 @@ class StoreCollector(Collector):
         up = GaugeMetricFamily("tagloop_store_up", "1 if the store could be read for this scrape, else 0.")
         try:
             families = [*job_families(self.services), *model_families(self.services), *label_families(self.services)]
-            families += review_queue_families(self.services)
+            families += review_queue_families(self.services) + insight_families(self.services)
         except SQLAlchemyError as exc:
             log.warning("metrics: the store could not be read: %s", type(exc).__name__)
             up.add_metric([], 0.0)
@@ -214,6 +216,39 @@ def label_families(services: Services) -> list[Metric]:
     for pid, n in tasks:
         known.add_metric([str(pid)], float(n))
     return [annotations, known]
+
+
+def insight_families(services: Services) -> list[Metric]:
+    """Per project: suggestion acceptance (last 100 labels), the stopping criteria, and whether it is detached."""
+    from backend.insights import insights
+
+    accepted = GaugeMetricFamily(
+        "tagloop_suggestion_acceptance",
+        "Share of the last 100 submitted annotations equal to the suggestion shown.",
+        labels=["project"],
+    )
+    kappa = GaugeMetricFamily(
+        "tagloop_stop_kappa",
+        "Cohen's kappa between versions some labels apart (stabilizing predictions).",
+        labels=["project"],
+    )
+    uncertainty = GaugeMetricFamily(
+        "tagloop_overall_uncertainty", "Mean uncertainty of the unlabeled stop-set tasks.", labels=["project"]
+    )
+    detached = GaugeMetricFamily(
+        "tagloop_project_detached", "1 when Label Studio no longer has the project.", labels=["project"]
+    )
+    for project in services.store.projects.all():
+        found = insights(services.store, project.id, services.settings)
+        pid = [str(project.id)]
+        detached.add_metric(pid, 1.0 if project.detached else 0.0)
+        if found["acceptance"]["last_100"] is not None:
+            accepted.add_metric(pid, float(found["acceptance"]["last_100"]))
+        if found["stopping"].get("kappa") is not None:
+            kappa.add_metric(pid, float(found["stopping"]["kappa"]))
+        if found["stopping"].get("overall_uncertainty") is not None:
+            uncertainty.add_metric(pid, float(found["stopping"]["overall_uncertainty"]))
+    return [accepted, kappa, uncertainty, detached]
 
 
 def review_queue_families(services: Services) -> list[Metric]:

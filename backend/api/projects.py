@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
 from backend.api.http import json_body
 from backend.errors import NotFound, RequestError, UnprocessableRequest
+from backend.insights import insights
 from backend.labelstudio.label_config import parse_label_config
 from backend.ranking import strategy_name
 from backend.review.status import review_summary
@@ -28,21 +30,21 @@ def status(project_id: int) -> Response:
 
 def project_status(services: Services, project_id: int) -> dict[str, Any]:
     """The status document (shared by the API and ``tagloop status``)."""
-    project = services.store.get_project(project_id)
+    project = services.store.projects.get(project_id)
     if project is None:
-        known = [p.id for p in services.store.list_projects()][:50]
+        known = [p.id for p in services.store.projects.all()][:50]
         raise NotFound(f"project {project_id} is not known to tagloop; known: {known}")
     spec = parse_label_config(project.label_config)
     served = services.models.served_version(project, spec)
-    versions = services.store.list_versions(project_id)
+    versions = services.store.versions.of_project(project_id)
     current = next((v for v in versions if v.name == served), None)
     last = {tier: services.jobs.latest(project_id, tier) for tier in (*TIERS, "push", "catchup")}
     errors = [j for j in last.values() if j is not None and j.error]
     return {
         "project": project_id,
         "controls": [{"name": c.name, "labels": list(c.labels), "multi_label": c.multi_label} for c in spec.controls],
-        "labels_seen": services.store.count_annotations(project_id),
-        "labels_usable": services.store.count_usable(project_id),
+        "labels_seen": services.store.annotations.count(project_id),
+        "labels_usable": services.store.annotations.count(project_id, usable=True),
         "model_version": served,
         "strategy": strategy_name(services.settings, project, spec),
         "current": version_json(current) if current else None,
@@ -50,6 +52,14 @@ def project_status(services: Services, project_id: int) -> dict[str, Any]:
         "jobs": [j.as_json() for j in services.jobs.active(project_id)],
         "training": {tier: (job.as_json() if job else None) for tier, job in last.items()},
         "last_error": max(errors, key=lambda j: j.id).error if errors else None,
+        "label_studio": {
+            "url": project.ls_url,
+            "detached": project.detached,
+            "detached_at": project.detached_at,
+            "detached_reason": project.detached_reason or None,
+            "failing_since": project.ls_failing_since,
+        },
+        **insights(services.store, project_id, services.settings),  # acceptance, stopping criteria
         "review": review_summary(services, project_id),  # queue sizes, throughput, thresholds, PSI
     }
 
@@ -62,7 +72,7 @@ def train(project_id: int) -> tuple[Response, int]:
     tier = request.args.get("tier", services.settings.slow_tier)
     if tier not in TIERS:
         raise UnprocessableRequest(f"tier: got {tier!r}, expected one of {list(TIERS)}")
-    if services.store.get_project(project_id) is None:
+    if services.store.projects.get(project_id) is None:
         raise NotFound(f"project {project_id} is not known to tagloop")
     return jsonify({"status": services.request_training(project_id, tier, "API request"), "tier": tier}), 202
 
@@ -79,13 +89,13 @@ def rollback(project_id: int) -> Response:
 
 def rollback_to(services: Services, project_id: int, version: str) -> dict[str, Any]:
     """Make ``version`` current (shared by the API and ``tagloop rollback``)."""
-    project = services.store.get_project(project_id)
+    project = services.store.projects.get(project_id)
     if project is None:
         raise NotFound(f"project {project_id} is not known to tagloop")
-    kept = {v.name: v for v in services.store.list_versions(project_id) if v.artifact_path}
+    kept = {v.name: v for v in services.store.versions.of_project(project_id) if v.artifact_path}
     if version not in kept:
         raise UnprocessableRequest(f"version: got {version!r}, expected one of the kept versions {sorted(kept)}")
-    services.store.set_current_version(project_id, version)
+    services.store.projects.set_current_version(project_id, version)
     services.request_training(project_id, "push", f"rollback to {version}")
     return {"project": project_id, "model_version": version, "previous": project.current_version}
 
@@ -96,7 +106,7 @@ def queue(project_id: int) -> Response:
     protected ones outside the head that keep an earlier version's prediction; ``protected``: the tasks an annotator
     may have open, whose predictions the pushes keep."""
     services = get_services()
-    project = services.store.get_project(project_id)
+    project = services.store.projects.get(project_id)
     if project is None:
         raise NotFound(f"project {project_id} is not known to tagloop")
     spec = parse_label_config(project.label_config)
@@ -129,7 +139,7 @@ def put_strategy_setting(project_id: int) -> Response:
 
 def strategy_json(services: Services, project_id: int) -> dict[str, Any]:
     """Shared by the API and ``tagloop strategy``."""
-    project = services.store.get_project(project_id)
+    project = services.store.projects.get(project_id)
     if project is None:
         raise NotFound(f"project {project_id} is not known to tagloop")
     spec = parse_label_config(project.label_config)
@@ -143,14 +153,14 @@ def strategy_json(services: Services, project_id: int) -> dict[str, Any]:
 
 def set_strategy(services: Services, project_id: int, name: str) -> dict[str, Any]:
     """Validate and store a project's strategy, then queue a re-push of the queue."""
-    if services.store.get_project(project_id) is None:
+    if services.store.projects.get(project_id) is None:
         raise NotFound(f"project {project_id} is not known to tagloop")
     if name:
         try:
             get_strategy(name)
         except StrategyError as exc:
             raise UnprocessableRequest(f"strategy: {exc}") from None
-    services.store.set_strategy(project_id, name)
+    services.store.projects.set_strategy(project_id, name)
     services.request_training(project_id, "push", f"strategy set to {name or 'default'}")
     return strategy_json(services, project_id)
 
@@ -159,5 +169,5 @@ def version_json(v: ModelVersionRecord) -> dict[str, Any]:
     """A version as JSON."""
     fields = ("name", "tier", "status", "n_train", "label_counts", "metrics", "train_seconds", "artifact_path")
     out: dict[str, Any] = {f: getattr(v, f) for f in fields}
-    out["created_at"] = str(v.created_at)
+    out["created_at"] = datetime.fromtimestamp(v.created_at, UTC).isoformat() if v.created_at else None
     return out

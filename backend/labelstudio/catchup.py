@@ -30,14 +30,14 @@ class CatchUpResult:
 
 def catch_up(store: SqlStore, project_id: int, spec: LabelSpec, client: LabelStudioClient) -> CatchUpResult:
     """Upsert every annotation of tasks updated since the watermark; annotations gone from LS are deleted."""
-    project = store.get_project(project_id)
+    project = store.projects.get(project_id)
     watermark = project.synced_at if project else ""
     since = _minus_a_second(watermark)
     tasks = changed = deleted = 0
     newest = watermark
     for task in client.tasks_updated_since(project_id, since):
         tasks += 1
-        store.upsert_tasks(project_id, [(int(task["id"]), dict(task.get("data") or {}))])
+        store.tasks.upsert(project_id, [(int(task["id"]), dict(task.get("data") or {}))])
         seen = set()
         for ann in task.get("annotations") or []:
             seen.add(int(ann["id"]))
@@ -45,12 +45,12 @@ def catch_up(store: SqlStore, project_id: int, spec: LabelSpec, client: LabelStu
         snapshot = str(task.get("updated_at") or "")
         gone = [
             a.id
-            for a in store.annotations_of_task(int(task["id"]))
+            for a in store.annotations.of_task(project_id, int(task["id"]))
             if a.id not in seen and not a.deleted and _older(a.ls_updated_at or a.ls_created_at, snapshot)
         ]
-        deleted += store.mark_deleted(gone)
+        deleted += store.annotations.mark_deleted(project_id, gone)
         newest = max(newest, str(task.get("updated_at") or ""))
-    store.set_synced_at(project_id, newest)
+    store.projects.set_synced_at(project_id, newest)
     return CatchUpResult(tasks, changed, deleted, newest)
 
 
@@ -71,7 +71,7 @@ def _upsert(store: SqlStore, project_id: int, spec: LabelSpec, task: dict[str, A
         action="ANNOTATION_UPDATED", project_id=project_id, label_config=None, annotation=ann, task=task
     )
     try:
-        return int(store.upsert_annotation(annotation_record(event, spec)))
+        return int(store.annotations.upsert(annotation_record(event, spec)))
     except RequestError as exc:  # e.g. a label the config no longer has: skipped, like its webhook would be
         log.warning("catch-up of project %s skipped annotation %s: %s", project_id, ann.get("id"), exc.reason)
         return 0

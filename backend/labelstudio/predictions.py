@@ -33,13 +33,16 @@ def prediction(
     *,
     model_version: str,
     threshold: float,
+    score: float,
     truncated: Mapping[str, np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """The LS prediction for task ``row`` (position in the request): one ``choices`` result per control.
 
-    ``score`` is the lowest control confidence, so LS's "Uncertainty sampling" (score ascending) serves the
-    least certain task first. ``truncated``: per control, (n_tasks,) bool; a text the model saw only in part
-    (longer than ``max_seq_length`` tokens) gets ``"truncated": true`` in its result's ``meta``.
+    ``score`` is the model's certainty as the project's strategy measures it (``backend.ranking.certainty``), in
+    [0, 1]: LS's "Uncertainty sampling" (score ascending) serves the least certain task first and shows it as the
+    prediction's percentage. Each result item carries its control's confidence (``score``) and the per-label
+    probabilities (``meta.probabilities``). ``truncated``: per control, (n_tasks,) bool; a text the model saw only in
+    part (longer than ``max_seq_length`` tokens) gets ``"truncated": true`` in its result's ``meta``.
     """
     results: list[dict[str, Any]] = []
     scores: list[float] = []
@@ -60,13 +63,13 @@ def prediction(
         )
         if truncated is not None and bool(truncated[control.name][row]):
             results[-1]["meta"]["truncated"] = True
-    return {"result": results, "score": round(min(scores), 6), "model_version": model_version}
+    return {"result": results, "score": round(float(score), 6), "model_version": model_version}
 
 
 def served_summary(pred: dict[str, Any]) -> dict[str, Any]:
     """What to remember of a served prediction: version, confidence, the choices and probabilities per control.
 
-    ``score`` is the lowest control confidence (a pushed prediction's own ``score`` is its queue position);
+    ``score`` is the lowest control confidence (the prediction's own ``score`` is the strategy's certainty);
     ``probabilities`` let the review queues judge the flag at the version that served it.
     """
     return {

@@ -35,6 +35,8 @@ from backend.models.classifier import TextClassifier
 from backend.ranking import Embed, RankInput, primary, rank, strategy_name
 from backend.store.records import ProjectRecord
 from backend.store.sql_store import SqlStore
+from backend.training.dataset import labeled_examples
+from strategies import describe, queue_scores
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +65,7 @@ def push_version(
     with the top ``push_top_k`` (pushed ``score`` = queue position / K, so LS serves them in that order), and
     set the project's model_version. ``embed`` goes through the embedding cache: the pool's embeddings under
     the model's body are computed once and kept."""
-    pool = store.unlabeled_tasks(project.id, limit=settings.push_pool_limit)
+    pool = store.tasks.unlabeled(project.id, limit=settings.push_pool_limit)
     rows: list[dict[str, Any]] = []
     if pool and settings.push_top_k > 0:
         rows = _ranked_rows(store, project, spec, model, pool, settings, embed)
@@ -77,8 +79,8 @@ def push_version(
     pushed = [r["task"] for r in rows]
     pushed_set = set(pushed)
     kept = [t for t in protected if t not in pushed_set]  # still carry predictions: deleted once released
-    store.set_pushed_tasks(project.id, pushed + kept, protected)
-    store.record_predictions({r["task"]: served_summary(r) for r in rows})  # what annotators will see
+    store.projects.set_pushed_tasks(project.id, pushed + kept, protected)
+    store.tasks.record_predictions(project.id, {r["task"]: served_summary(r) for r in rows})  # what annotators see
     version_set = False
     if rows:
         client.set_model_version(project.id, model.version)
@@ -125,12 +127,8 @@ def _ranked_rows(
         for c in spec.controls
     }
     probas = {c.name: model.heads[c.name].predict_proba(embed(texts[c.name])) for c in spec.controls}
-    preds = [
-        prediction(spec, probas, i, model_version=model.version, threshold=settings.multi_label_threshold)
-        for i in range(len(pool))
-    ]
     head = primary(spec)
-    labeled = [ex for ex in store.training_set(project.id) if head.value_key in ex.data]
+    labeled = [ex for ex in labeled_examples(store, project.id) if head.value_key in ex.data]
     labeled_texts = [control_text(head, ex.data, task_ref="", max_chars=settings.max_text_chars) for ex in labeled]
     counts = [len(ex.choices.get(head.name, [])) for ex in labeled]
     data = RankInput(
@@ -139,9 +137,12 @@ def _ranked_rows(
         labeled_texts=labeled_texts,
         label_cardinality=float(np.mean(counts)) if counts and head.multi_label else None,
     )
-    selection = rank(strategy_name(settings, project, spec), data, settings.push_top_k, embed, seed=settings.seed)
-    k = max(1, len(selection.indices))
+    name = strategy_name(settings, project, spec)
+    selection = rank(name, data, settings.push_top_k, embed, seed=settings.seed)
+    picked = [int(i) for i in selection.indices]
+    scores = queue_scores(describe(name).certainty, probas[head.name][picked], multi_label=head.multi_label)
+    threshold = settings.multi_label_threshold
     return [
-        {"task": pool[int(i)][0], **preds[int(i)], "score": round(position / k, 6)}
-        for position, i in enumerate(selection.indices)
+        {"task": pool[i][0], **prediction(spec, probas, i, model_version=model.version, threshold=threshold, score=s)}
+        for i, s in zip(picked, scores, strict=True)
     ]

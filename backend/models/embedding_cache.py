@@ -24,13 +24,13 @@ def body_key(source: str) -> str:
 class EmbeddingCache:
     """Encode through the store: cached vectors are read, missing ones encoded and written.
 
-    ``write`` stores new vectors (body key, text hash → float32 bytes); default ``store.put_embeddings``. The
+    ``write`` stores new vectors (body key, text hash → float32 bytes); default ``store.embeddings.put``. The
     serving path passes a ``write_behind.WriteBehind`` so a request does not wait for the commit.
     """
 
     def __init__(self, store: SqlStore, *, write: Callable[[str, dict[str, bytes]], None] | None = None) -> None:
         self.store = store
-        self.write = write or store.put_embeddings
+        self.write = write or (lambda key, vectors: store.embeddings.put({key: vectors}))
 
     def encode(self, encoder: Encoder, texts: Sequence[str]) -> np.ndarray:
         """(len(texts), dim) float32 unit vectors, row i for texts[i]."""
@@ -38,7 +38,7 @@ class EmbeddingCache:
             return np.zeros((0, encoder.dim), dtype=np.float32)
         key = body_key(encoder.source)
         hashes = [text_key(t) for t in texts]
-        found = self.store.get_embeddings(key, hashes)
+        found = self.store.embeddings.get(key, hashes)
         missing = {h: t for h, t in zip(hashes, texts, strict=True) if h not in found}
         if missing:
             fresh = encoder.encode(list(missing.values()))

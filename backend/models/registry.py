@@ -40,6 +40,7 @@ from backend.models.serving import (
 )
 from backend.store.records import ProjectRecord
 from backend.store.sql_store import SqlStore
+from backend.training.dataset import labeled_examples
 from backend.write_behind import WriteBehind
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ class ModelRegistry:
         self.settings = settings
         self.store = store
         self._cache_writer = WriteBehind(
-            store.put_embeddings_batch, name="cache-writer", interval_s=settings.write_behind_ms / 1000
+            store.embeddings.put, name="cache-writer", interval_s=settings.write_behind_ms / 1000
         )
         self.embeddings = EmbeddingCache(store, write=self._cache_writer)
         """The serving path's cache: lookups in the request, writes behind it (one commit for many requests)."""
@@ -194,11 +195,11 @@ class ModelRegistry:
 
     def project_texts(self, project_id: int | None, limit: int = PARITY_TEXTS) -> list[str]:
         """Up to ``limit`` task texts of the project (of every project for None): labeled first, then the pool."""
-        projects = [project_id] if project_id is not None else [p.id for p in self.store.list_projects()]
+        projects = [project_id] if project_id is not None else [p.id for p in self.store.projects.all()]
         texts: list[str] = []
         for pid in projects:
-            rows = [ex.data for ex in self.store.training_set(pid)]
-            rows += [data for _, data in self.store.unlabeled_tasks(pid, limit=limit)]
+            rows = [ex.data for ex in labeled_examples(self.store, pid)]
+            rows += [data for _, data in self.store.tasks.unlabeled(pid, limit=limit)]
             texts += [v for data in rows for v in data.values() if isinstance(v, str) and v.strip()]
             if len(texts) >= limit:
                 break
@@ -262,14 +263,14 @@ class ModelRegistry:
         self._cache_writer.close()
 
     def _trained_matches(self, project: ProjectRecord, spec: LabelSpec) -> bool:
-        version = self.store.get_version(project.current_version or "")
+        version = self.store.versions.get(project.current_version or "")
         return version is not None and version.config_hash == spec.config_hash
 
     def _load(self, project_id: int, version: str, spec: LabelSpec) -> TextClassifier:
         if version == zero_shot_version(project_id, spec):
             served = self.served_base_encoder()
             return zero_shot_classifier(project_id, served, spec, self.settings.zero_shot_temperature)
-        record = self.store.get_version(version)
+        record = self.store.versions.get(version)
         if record is None or not record.artifact_path:
             raise LookupError(f"model version {version!r} has no artifact")
         log.info("loading %s from %s", version, record.artifact_path)

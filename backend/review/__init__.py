@@ -23,9 +23,9 @@ from backend.review.queues import (
     order_items,
     route_disagreement,
 )
-from backend.review.records import ModeratorLabelRecord, NewItem, ReviewItemRecord, ReviewProjectRecord
 from backend.review.slices import slice_rates
 from backend.review.thresholds import ThresholdChoice, choose_threshold
+from backend.store.records import ModeratorLabelRecord, NewItem, ReviewItemRecord, ReviewProjectRecord
 
 __all__ = [
     "DEFAULT_ORDER",

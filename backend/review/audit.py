@@ -10,10 +10,11 @@ import numpy as np
 
 from backend.errors import NotFound, UnprocessableRequest
 from backend.labelstudio.label_config import parse_label_config
-from backend.review.crossval import MAX_ROWS, out_of_fold, subsample
 from backend.review.routing import version_moderation
 from backend.review.slices import slice_rates
 from backend.review.training import labeled_rows
+from backend.training.evaluation import MAX_ROWS, subsample
+from backend.training.fitting import control_out_of_fold
 
 if TYPE_CHECKING:
     from backend.services import Services
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 
 def slice_audit(services: Services, project_id: int, terms: Sequence[str]) -> dict[str, Any]:
     """Overall and per-term flag, FP and FN rates (thresholds of the served version)."""
-    project = services.store.get_project(project_id)
+    project = services.store.projects.get(project_id)
     if project is None:
         raise NotFound(f"project {project_id} is not known to tagloop")
     spec = parse_label_config(project.label_config)
@@ -38,7 +39,7 @@ def slice_audit(services: Services, project_id: int, terms: Sequence[str]) -> di
     texts = [rows.texts[i] for i in keep]
     targets = [rows.targets[i] for i in keep]
     emb = services.embeddings.encode(model.encoder, texts)
-    proba = out_of_fold(mod.control.labels, mod.control.multi_label, emb, targets, seed=services.settings.seed)
+    proba = control_out_of_fold(model.heads[mod.control.name], mod.control, emb, targets, services.settings)
     harmful = np.array([any(h in t for h in mod.harmful) for t in targets], dtype=bool)
     audit = slice_rates(texts, harmful, mod.flag_matrix(proba), terms)
     return {

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from backend.errors import NotFound, UnprocessableRequest
 from backend.review.queues import QUEUES
 from backend.review.routing import review_store
-from backend.store.review_store import DISMISSED, OPEN, RESOLVED
+from backend.store.review import DISMISSED, OPEN, RESOLVED
 
 if TYPE_CHECKING:
     from backend.services import Services
@@ -22,7 +22,7 @@ def export_items(
     services: Services, project_id: int, out: Path, *, queues: Sequence[str] = QUEUES, states: Sequence[str] = STATES
 ) -> tuple[Path, int]:
     """Write ``out`` (JSON lines, one item per line, by item id); returns (path, items written)."""
-    if services.store.get_project(project_id) is None:
+    if services.store.projects.get(project_id) is None:
         raise NotFound(f"project {project_id} is not known to tagloop")
     bad = [q for q in queues if q not in QUEUES] + [s for s in states if s not in STATES]
     if bad:

@@ -17,8 +17,8 @@ from backend.labelstudio.payloads import parse_project_id, require_object
 from backend.review.errors import IdempotencyConflict, NotModerated
 from backend.review.moderation import Moderation, harmful_labels, moderation_control
 from backend.review.queues import route_disagreement
-from backend.review.records import NewItem, ReviewItemRecord
 from backend.review.routing import REVIEW, review_store
+from backend.store.records import NewItem, ReviewItemRecord
 
 if TYPE_CHECKING:
     from backend.services import Services
@@ -79,7 +79,7 @@ def parse_feedback(services: Services, body: Any) -> FeedbackReport:
     project_id = parse_project_id(body.get("project"))
     if project_id is None:
         raise RequestError("'project': missing; expected the Label Studio project id")
-    project = services.store.get_project(project_id) if project_id <= MAX_ID else None
+    project = services.store.projects.get(project_id) if project_id <= MAX_ID else None
     if project is None:
         raise NotFound(f"project {project_id} is not known to tagloop; connect it from Label Studio first")
     spec, named = parse_label_config(project.label_config), services.settings.harmful_label_set

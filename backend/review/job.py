@@ -16,7 +16,7 @@ from backend.review.queues import DEFAULT_ORDER, QUEUES, order_items, route_disa
 from backend.review.routing import review_store, scan_disagreements, scan_low_confidence, version_moderation
 from backend.review.verdicts import apply_verdict, moderator_of, source_control, verdict_labels
 from backend.store.records import ProjectRecord
-from backend.store.review_store import OPEN
+from backend.store.review import OPEN
 
 if TYPE_CHECKING:
     from label_studio_sdk import LabelStudio
@@ -32,7 +32,7 @@ PUSH_LIMIT = 200
 
 def run_review_job(services: Services, project_id: int, spec: LabelSpec) -> str:
     """One pass of the review loop for a project; returns a summary for the job record."""
-    project = services.store.get_project(project_id)
+    project = services.store.projects.get(project_id)
     control = moderation_control(spec, services.settings.harmful_label_set)
     if project is None or control is None:
         return "review: project not moderated"

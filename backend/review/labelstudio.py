@@ -18,8 +18,8 @@ from xml.sax.saxutils import quoteattr
 
 from backend.labelstudio.label_config import ControlSpec
 from backend.review.queues import FALSE_NEGATIVE, FALSE_POSITIVE, LABEL_ERROR, LOW_CONFIDENCE
-from backend.review.records import ReviewItemRecord, ReviewProjectRecord
-from backend.store.review_store import ReviewStore
+from backend.store.records import ReviewItemRecord, ReviewProjectRecord
+from backend.store.review import ReviewRepository
 
 if TYPE_CHECKING:
     from label_studio_sdk import LabelStudio
@@ -80,7 +80,7 @@ class ReviewProjects:
     """Creates and feeds one source project's review projects through a ``LabelStudio`` SDK client."""
 
     def __init__(
-        self, sdk: LabelStudio, reviews: ReviewStore, *, webhook_headers: dict[str, str] | None = None
+        self, sdk: LabelStudio, reviews: ReviewRepository, *, webhook_headers: dict[str, str] | None = None
     ) -> None:
         self.sdk = sdk
         self.reviews = reviews

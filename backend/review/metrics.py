@@ -23,7 +23,7 @@ def psi_values(services: Services) -> Iterator[tuple[int, str, float]]:
     if not inspect(services.store.engine).has_table("served_scores"):
         return
     named, bands = services.settings.harmful_label_set, services.settings.psi_thresholds
-    for project in services.store.list_projects():
+    for project in services.store.projects.all():
         try:
             spec = parse_label_config(project.label_config)
         except UnsupportedLabelConfig:

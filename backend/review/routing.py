@@ -23,9 +23,9 @@ from backend.review.queues import (
     near_threshold,
     route_disagreement,
 )
-from backend.review.records import NewItem
-from backend.store.records import AnnotationRecord, ProjectRecord
-from backend.store.review_store import ReviewStore
+from backend.store.records import AnnotationRecord, NewItem, ProjectRecord
+from backend.store.review import ReviewRepository
+from backend.training.dataset import labeled_examples
 
 if TYPE_CHECKING:
     from backend.services import Services
@@ -35,16 +35,15 @@ REVIEW = "review"
 """Job tier of the review job (scan, scoring of reported items, Label Studio sync)."""
 
 
-def review_store(services: Services) -> ReviewStore:
-    """The review tables on the services' database, after /predict's queued rows are written (routing, scans
-    and drift read the served predictions and scores)."""
-    services.served.flush()
-    return ReviewStore(services.store)
+def review_store(services: Services) -> ReviewRepository:
+    """The review tables on the services' database. Callers that read what /predict recorded (served predictions
+    and scores) flush ``services.served`` first, outside any unit of work."""
+    return services.store.review
 
 
 def version_moderation(services: Services, spec: LabelSpec, model_version: str) -> Moderation | None:
     """The moderation control with the thresholds stored for ``model_version`` (defaults if it has none)."""
-    record = services.store.get_version(model_version) if model_version else None
+    record = services.store.versions.get(model_version) if model_version else None
     return moderation_for(spec, services.settings.harmful_label_set, record.metrics if record else None)
 
 
@@ -93,7 +92,7 @@ def route_annotation(
     if control is None or record.was_cancelled or control.name not in record.choices:
         return None
     reviews = review_store(services)
-    served = reviews.served_prediction(record.task_id)
+    served = services.store.tasks.served(project.id, record.task_id)
     if served is None:
         return None
     data, pred = served
@@ -151,14 +150,14 @@ def scan_disagreements(services: Services, project: ProjectRecord, spec: LabelSp
     seen = reviews.tasks_with_items(project.id, (FALSE_POSITIVE, FALSE_NEGATIVE))
     todo = [
         ex
-        for ex in services.store.training_set(project.id)
+        for ex in labeled_examples(services.store, project.id)
         if ex.task_id > 0
         and ex.task_id not in seen
         and control.name in ex.choices
         and control.value_key in ex.data
         and (control.value_key, ex.data[control.value_key]) not in decided
     ]
-    served, created = reviews.predictions_of(project.id, [ex.task_id for ex in todo]), 0
+    served, created = services.store.tasks.predictions(project.id, [ex.task_id for ex in todo]), 0
     mods: dict[str, Moderation | None] = {}
     for ex in todo:
         human = list(ex.choices[control.name])
@@ -192,7 +191,7 @@ def scan_low_confidence(services: Services, project: ProjectRecord, spec: LabelS
         return 0
     reviews = review_store(services)
     band, created = services.settings.review_low_confidence_band, 0
-    for task_id, data, pred in reviews.unlabeled_predictions(project.id, version):
+    for task_id, data, pred in services.store.tasks.unlabeled_predictions(project.id, version):
         probs = pred.get("probabilities", {}).get(mod.control.name)
         if not isinstance(probs, dict) or not probs:
             continue

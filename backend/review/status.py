@@ -14,9 +14,9 @@ from backend.review.drift import drift_report
 from backend.review.feedback import MAX_ID
 from backend.review.moderation import harmful_labels, moderation_control, stored_thresholds
 from backend.review.queues import DEFAULT_ORDER, ORDERS, QUEUES, order_items
-from backend.review.records import ReviewItemRecord
 from backend.review.routing import review_store
-from backend.store.review_store import DISMISSED, OPEN, RESOLVED
+from backend.store.records import ReviewItemRecord
+from backend.store.review import DISMISSED, OPEN, RESOLVED
 
 if TYPE_CHECKING:
     from backend.services import Services
@@ -28,7 +28,7 @@ STATES = (OPEN, RESOLVED, DISMISSED)
 def review_summary(services: Services, project_id: int) -> dict[str, Any]:
     """Per queue: open items, resolved (total and in the last 24 h: throughput), dismissed, its Label Studio
     project and default order; plus the moderation control, the served version's thresholds and PSI."""
-    project = services.store.get_project(project_id) if project_id <= MAX_ID else None
+    project = services.store.projects.get(project_id) if project_id <= MAX_ID else None
     if project is None:
         raise NotFound(f"project {project_id} is not known to tagloop")
     spec = parse_label_config(project.label_config)
@@ -40,7 +40,7 @@ def review_summary(services: Services, project_id: int) -> dict[str, Any]:
     counts = reviews.queue_counts(project_id, since=time.time() - DAY)
     ls_projects = {p.queue: p.ls_project_id for p in reviews.review_projects(project_id)}
     served = services.models.served_version(project, spec)
-    record = services.store.get_version(served)
+    record = services.store.versions.get(served)
     return {
         "project": project_id,
         "moderated": True,
@@ -83,7 +83,7 @@ def queue_items(
         raise UnprocessableRequest(f"order: got {order!r}, expected one of {list(ORDERS)}")
     if state not in STATES:
         raise UnprocessableRequest(f"state: got {state!r}, expected one of {list(STATES)}")
-    if project_id > MAX_ID or services.store.get_project(project_id) is None:
+    if project_id > MAX_ID or services.store.projects.get(project_id) is None:
         raise NotFound(f"project {project_id} is not known to tagloop")
     items = review_store(services).items(project_id, queue=queue, states=(state,))
     return order_items(items, lambda i: i.margin, order)[:limit]

@@ -15,12 +15,14 @@ import numpy as np
 from backend.labelstudio.label_config import ControlSpec, LabelSpec
 from backend.labelstudio.payloads import control_text
 from backend.models.classifier import TextClassifier
-from backend.review.crossval import MAX_ROWS, out_of_fold, subsample
 from backend.review.moderation import Moderation, harmful_labels, moderation_control
 from backend.review.queues import LABEL_ERROR, label_error
-from backend.review.records import NewItem
 from backend.review.routing import REVIEW, review_store
 from backend.review.thresholds import ThresholdChoice, choose_threshold
+from backend.store.records import NewItem
+from backend.training.dataset import labeled_examples
+from backend.training.evaluation import MAX_ROWS, subsample
+from backend.training.fitting import control_out_of_fold
 
 if TYPE_CHECKING:
     from backend.services import Services
@@ -44,7 +46,7 @@ def labeled_rows(services: Services, project_id: int, control: ControlSpec) -> L
     reviews = review_store(services)
     verdicts = {(m.value_key, m.text) for m in reviews.moderator_labels(project_id) if m.control == control.name}
     rows = LabeledRows([], [], [], [])
-    for ex in services.store.training_set(project_id):
+    for ex in labeled_examples(services.store, project_id):
         labels = [c for c in ex.choices.get(control.name, []) if c in control.labels]
         if control.name not in ex.choices or control.value_key not in ex.data:
             continue
@@ -102,7 +104,7 @@ def _review(services: Services, project_id: int, control: ControlSpec, classifie
     if len(keep) >= 4:
         emb = services.embeddings.encode(classifier.encoder, [rows.texts[i] for i in keep])
         targets = [rows.targets[i] for i in keep]
-        proba = out_of_fold(control.labels, control.multi_label, emb, targets, seed=settings.seed)
+        proba = control_out_of_fold(classifier.heads[control.name], control, emb, targets, settings)
         review["thresholds"] = choose_thresholds(services, mod, proba, targets)
         review["cv_rows"] = len(keep)
         review["label_error_suspects"] = _suspects(services, project_id, control, rows, keep, proba, classifier.version)
@@ -154,7 +156,7 @@ def _reference(
 ) -> int:
     """Score a random sample of the project's known tasks with the new version: its PSI reference window."""
     settings = services.settings
-    sample = review_store(services).task_sample(project_id, settings.psi_reference_size, settings.seed)
+    sample = services.store.tasks.sample(project_id, settings.psi_reference_size, settings.seed)
     texts = [
         control_text(control, d, task_ref="reference", max_chars=settings.max_text_chars)
         for d in sample

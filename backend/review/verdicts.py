@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 from backend.errors import RequestError, UnprocessableRequest
 from backend.labelstudio.label_config import ControlSpec, LabelSpec, parse_label_config
 from backend.labelstudio.payloads import WebhookEvent, result_choices
-from backend.review.records import ReviewItemRecord, ReviewProjectRecord
 from backend.review.routing import review_store
+from backend.store.records import ReviewItemRecord, ReviewProjectRecord
 
 if TYPE_CHECKING:
     from backend.services import Services
@@ -63,7 +63,7 @@ def handle_review_event(services: Services, event: WebhookEvent, target: ReviewP
 
 def source_control(services: Services, item: ReviewItemRecord) -> ControlSpec:
     """The source project's control the item is about."""
-    project = services.store.get_project(item.project_id)
+    project = services.store.projects.get(item.project_id)
     if project is None:
         raise UnprocessableRequest(f"review item {item.id}: project {item.project_id} is no longer known")
     try:

@@ -1,4 +1,4 @@
-"""Persistence: SQLAlchemy 2.0 models, Alembic migrations and the ``SqlStore`` facade."""
+"""Persistence: every table in ``models``, one repository per aggregate, Alembic migrations, ``SqlStore``."""
 
 from backend.store.records import AnnotationRecord, Example, ModelVersionRecord, ProjectRecord
 from backend.store.sql_store import SqlStore

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select, update
 
-from backend.store import orm
+from backend.store import models as orm
 from backend.store.sql_store import SqlStore
 
 
@@ -58,7 +58,7 @@ class JobQueue:
 
     def enqueue(self, project_id: int, tier: str, reason: str) -> tuple[JobRecord, bool]:
         """Queue a job; returns (job, created). A queued job of the same project and tier is reused."""
-        with self.store.session() as s, s.begin():
+        with self.store.db.session() as s:
             existing = s.scalar(
                 select(orm.TrainingJob).where(
                     orm.TrainingJob.project_id == project_id,
@@ -86,7 +86,7 @@ class JobQueue:
     def runnable(self, *, priority: str = "fast", limit: int = 100) -> list[JobRecord]:
         """Queued jobs past their backoff, of projects with no running job (``priority`` tier first)."""
         busy = select(orm.TrainingJob.project_id).where(orm.TrainingJob.state == "running")
-        with self.store.session() as s:
+        with self.store.db.session() as s:
             rows = s.scalars(
                 select(orm.TrainingJob)
                 .where(
@@ -106,7 +106,7 @@ class JobQueue:
         two workers claiming two jobs of one project at the same moment cannot both succeed.
         """
         now = time.time()
-        with self.store.session() as s, s.begin():
+        with self.store.db.session() as s:
             row = s.get(orm.TrainingJob, job_id)
             if row is None or row.state != "queued" or row.run_after > now:
                 return None
@@ -136,12 +136,12 @@ class JobQueue:
             values["progress"] = max(0.0, min(1.0, progress))
         if message is not None:
             values["message"] = message[:200]
-        with self.store.session() as s, s.begin():
+        with self.store.db.session() as s:
             s.execute(update(orm.TrainingJob).where(orm.TrainingJob.id == job_id).values(**values))
 
     def finish(self, job_id: int, version: str) -> None:
         """The job produced ``version``."""
-        with self.store.session() as s, s.begin():
+        with self.store.db.session() as s:
             s.execute(
                 update(orm.TrainingJob)
                 .where(orm.TrainingJob.id == job_id)
@@ -150,7 +150,7 @@ class JobQueue:
 
     def fail(self, job_id: int, error: str) -> JobRecord | None:
         """Record a failed attempt: requeue with backoff (5 s, 10 s, 20 s…) or give up after max_attempts."""
-        with self.store.session() as s, s.begin():
+        with self.store.db.session() as s:
             row = s.get(orm.TrainingJob, job_id)
             if row is None:
                 return None
@@ -169,7 +169,7 @@ class JobQueue:
     def recover_stale(self, timeout_s: float) -> int:
         """Requeue (as a failed attempt) running jobs whose worker stopped heart-beating for ``timeout_s``."""
         limit = time.time() - timeout_s
-        with self.store.session() as s:
+        with self.store.db.session() as s:
             stale = s.scalars(
                 select(orm.TrainingJob.id).where(
                     orm.TrainingJob.state == "running", orm.TrainingJob.heartbeat_at < limit
@@ -181,13 +181,13 @@ class JobQueue:
 
     def get(self, job_id: int) -> JobRecord | None:
         """One job."""
-        with self.store.session() as s:
+        with self.store.db.session() as s:
             row = s.get(orm.TrainingJob, job_id)
             return _record(row) if row else None
 
     def latest(self, project_id: int, tier: str) -> JobRecord | None:
         """The newest job of a project and tier."""
-        with self.store.session() as s:
+        with self.store.db.session() as s:
             row = s.scalar(
                 select(orm.TrainingJob)
                 .where(orm.TrainingJob.project_id == project_id, orm.TrainingJob.tier == tier)
@@ -201,5 +201,5 @@ class JobQueue:
         q = select(orm.TrainingJob).where(orm.TrainingJob.state.in_(("queued", "running")))
         if project_id is not None:
             q = q.where(orm.TrainingJob.project_id == project_id)
-        with self.store.session() as s:
+        with self.store.db.session() as s:
             return [_record(r) for r in s.scalars(q.order_by(orm.TrainingJob.id))]

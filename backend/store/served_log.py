@@ -14,11 +14,11 @@ import itertools
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert
 
-from backend.store import orm
-from backend.store.review_store import ServedScore
-from backend.store.sql_store import SqlStore, _upsert_tasks
+from backend.store.models import ServedScore
+from backend.store.sql_store import SqlStore
+from backend.store.tasks import record_predictions, upsert_tasks
 from backend.write_behind import WriteBehind
 
 TASKS, PREDICTIONS, SCORES = "tasks", "predictions", "scores"
@@ -43,7 +43,7 @@ class ServedLog:
         scores: Sequence[float],
     ) -> None:
         """Queue a request's task data (LS task id → data), served predictions (task id → summary) and scores."""
-        items: dict[Hashable, Mapping[Any, Any]] = {(TASKS, project_id): tasks, (PREDICTIONS,): predictions}
+        items: dict[Hashable, Mapping[Any, Any]] = {(TASKS, project_id): tasks, (PREDICTIONS, project_id): predictions}
         if len(scores):
             items[(SCORES, project_id, version)] = {next(self._seq): float(x) for x in scores}
         self._writer.put(items)
@@ -63,19 +63,18 @@ class ServedLog:
 def write_served(store: SqlStore, batch: Mapping[Hashable, Mapping[Any, Any]]) -> None:
     """One transaction: tasks first (predictions are kept only for stored tasks), then predictions and scores."""
     keys = [key for key in batch if isinstance(key, tuple)]
-    predictions = {int(t): p for key in keys if key[0] == PREDICTIONS for t, p in batch[key].items()}
+    predictions = {(int(key[1]), int(t)): p for key in keys if key[0] == PREDICTIONS for t, p in batch[key].items()}
     scores = [
         {"project_id": key[1], "model_version": key[2], "kind": "served", "score": float(v)}
         for key in keys
         if key[0] == SCORES
         for v in batch[key].values()
     ]
-    with store.session() as s, s.begin():
+    with store.unit_of_work() as s:
         for key in keys:
             if key[0] == TASKS and batch[key]:
-                _upsert_tasks(s, int(key[1]), {int(t): d for t, d in batch[key].items()})
+                upsert_tasks(s, int(key[1]), {int(t): d for t, d in batch[key].items()})
         if predictions:
-            for row in s.scalars(select(orm.Task).where(orm.Task.id.in_(list(predictions)))):
-                row.prediction = predictions[row.id]
+            record_predictions(s, predictions)
         if scores:
             s.execute(insert(ServedScore), scores)

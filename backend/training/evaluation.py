@@ -25,6 +25,8 @@ from backend.models.calibration import Calibration
 from backend.models.heads import fit_head
 
 FOLDS = 5
+MAX_ROWS = 1000
+"""Cross-validate on at most this many rows (a fixed random subsample): keeps training-time work bounded."""
 WEIGHTS = tuple(round(0.1 * i, 1) for i in range(11))
 MIN_ROWS_FOR_TEMPERATURE = 10
 """Fewer labeled rows than this: temperatures stay 1 (a fit on a handful of rows is noise)."""
@@ -41,6 +43,13 @@ class OutOfFold:
     proba: np.ndarray
     seen: np.ndarray
     truth: np.ndarray
+
+
+def subsample(n: int, max_rows: int, seed: int) -> np.ndarray:
+    """Row positions to cross-validate: all, or ``max_rows`` of them at random (sorted)."""
+    if n <= max_rows:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, max_rows, replace=False))
 
 
 def indicator(labels: Sequence[str], targets: Sequence[Sequence[str]]) -> np.ndarray:
@@ -176,3 +185,23 @@ def prior_only_calibration(prior: np.ndarray, truth: np.ndarray, multi_label: bo
     t0 = _fit_temperature(prior, truth, multi_label)
     chosen = Calibration(weight=0.0, prior_temperature=t0)
     return chosen, _report(cal.scale(prior, t0, multi_label), prior, prior, truth, multi_label, chosen)
+
+
+def served_out_of_fold(
+    labels: tuple[str, ...],
+    multi_label: bool,
+    emb: np.ndarray,
+    targets: Sequence[Sequence[str]],
+    prior: np.ndarray | None,
+    *,
+    seed: int,
+    prior_strength: float,
+) -> np.ndarray:
+    """(n, k) out-of-fold probabilities of the *served* head: each row's fitted head (trained without it) blended
+    with the ``prior`` (n, k) probabilities of the rows and calibrated the way serving does. What thresholds,
+    label-error suspects, slice audits and ``tagloop report`` judge. Without a prior: the fitted head's alone."""
+    oof = out_of_fold(labels, multi_label, emb, targets, seed=seed)
+    if prior is None:
+        return np.where(oof.seen, oof.proba, 0.0)
+    chosen, _ = choose_calibration(prior, oof, multi_label, prior_strength=prior_strength)
+    return cal.served(prior, oof.proba, oof.seen, chosen, multi_label)

@@ -16,9 +16,16 @@ from backend.models.classifier import TextClassifier, zero_shot_heads
 from backend.models.encoder import Encoder
 from backend.models.heads import BlendedHead, Head, fit_head
 from backend.training.dataset import ControlData
-from backend.training.evaluation import choose_calibration, indicator, out_of_fold, prior_only_calibration
+from backend.training.evaluation import (
+    MAX_ROWS,
+    choose_calibration,
+    indicator,
+    out_of_fold,
+    prior_only_calibration,
+    served_out_of_fold,
+    subsample,
+)
 
-CV_MAX_ROWS = 1000
 Embed = Callable[[Sequence[str]], np.ndarray]
 """texts → (n, dim) embeddings (the encoder directly, or through the embedding cache)."""
 
@@ -57,13 +64,12 @@ def served_head(
     of row i): the ``prior`` blended with a logistic head and calibrated (``evaluation.choose_calibration``), with
     the report recorded in the version's metrics (cross-validated accuracy, blend weight, temperatures, ECE).
 
-    Out-of-fold scores come from at most ``CV_MAX_ROWS`` rows (a fixed random subsample); the head from all rows.
+    Out-of-fold scores come from at most ``evaluation.MAX_ROWS`` rows (a fixed random subsample); the head from all
+    rows.
     """
     labels, multi = control.labels, control.multi_label
     fitted = fit_head(labels, multi, emb, targets, seed=seed) if targets else None
-    keep: np.ndarray = np.arange(len(targets))
-    if len(keep) > CV_MAX_ROWS:  # keep the fast tier fast
-        keep = np.sort(np.random.default_rng(seed).choice(len(keep), CV_MAX_ROWS, replace=False))
+    keep = subsample(len(targets), MAX_ROWS, seed)  # keep the fast tier fast
     cv_emb, cv_targets = emb[keep], [targets[i] for i in keep]
     prior_p = prior.predict_proba(cv_emb)
     if fitted is None or len(cv_targets) < 2:
@@ -119,3 +125,20 @@ def mean_cv_accuracy(metrics: dict[str, Any]) -> float | None:
     """Mean of the controls' ``cv_accuracy`` (None when no control has one)."""
     values = [m["cv_accuracy"] for m in metrics.values() if isinstance(m, dict) and "cv_accuracy" in m]
     return sum(values) / len(values) if values else None
+
+
+def control_out_of_fold(
+    head: Head, control: ControlSpec, emb: np.ndarray, targets: Sequence[Sequence[str]], settings: Settings
+) -> np.ndarray:
+    """(n, k) out-of-fold probabilities of ``head``'s procedure on these labeled rows (``emb`` (n, dim)): with the
+    served head's zero-shot prior when it has one (``BlendedHead``), so what is judged is what is served."""
+    prior = head.prior.predict_proba(emb) if isinstance(head, BlendedHead) else None
+    return served_out_of_fold(
+        control.labels,
+        control.multi_label,
+        emb,
+        targets,
+        prior,
+        seed=settings.seed,
+        prior_strength=settings.prior_strength,
+    )

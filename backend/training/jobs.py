@@ -17,17 +17,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from backend.labelstudio.catchup import catch_up
-from backend.labelstudio.client import LabelStudioClient
+from backend.labelstudio.jobs import run_catch_up, run_push
 from backend.labelstudio.label_config import LabelSpec, parse_label_config
-from backend.labelstudio.sync import push_version
 from backend.models.classifier import TextClassifier
+from backend.ranking import primary
 from backend.services import Services
 from backend.store.records import ModelVersionRecord
-from backend.training.dataset import ControlData, control_data
+from backend.training.dataset import ControlData, control_data, labeled_examples
 from backend.training.fitting import TrainResult, mean_cv_accuracy, served_cv_accuracy, train_fast
 from backend.training.retention import prune_versions
 from backend.training.setfit_training import train_setfit
+from backend.training.stopping import predict_stop_set
 from backend.training.yielding import Pause
 
 log = logging.getLogger(__name__)
@@ -59,23 +59,21 @@ def train_project(
     if tier not in TIERS:
         raise ValueError(f"tier: got {tier!r}, expected one of {list(TIERS)}")
     store, settings = services.store, services.settings
-    project = store.get_project(project_id)
+    project = store.projects.get(project_id)
     if project is None:
         raise LookupError(f"project {project_id} is unknown to tagloop; connect it from Label Studio first")
     spec = parse_label_config(project.label_config)
     if tier == PUSH:
-        served = services.models.get(project, spec)
-        sync_label_studio(services, project_id, spec, served)
-        return served.version
+        return run_push(services, project, spec)
     if tier == CATCHUP:
-        return run_catch_up(services, project_id, spec)
+        return run_catch_up(services, project, spec)
     if tier == REVIEW:  # moderation review: scan, score reports, mirror queues into Label Studio
         from backend.review.job import run_review_job
 
         return run_review_job(services, project_id, spec)
-    examples = store.training_set(project_id)
+    examples = labeled_examples(store, project_id)
     data = control_data(spec, examples, max_chars=settings.max_text_chars)
-    version = f"{project_id}-{tier}-{store.count_versions(project_id, tier) + 1}"
+    version = f"{project_id}-{tier}-{store.versions.count(project_id, tier) + 1}"
     log.info("training %s on %d labeled tasks", version, len(examples))
     served = services.models.get(project, spec)
     if tier == FAST:
@@ -102,16 +100,24 @@ def train_project(
     from backend.review.training import review_metrics  # flag thresholds, label-error suspects, PSI reference
 
     result.metrics.update(review_metrics(services, project_id, spec, result.classifier))
-    store.add_version(_record(project_id, tier, version, result, str(path.resolve()), spec, status, guard))
+    classifier = result.classifier
+    embed_new = lambda texts: services.embeddings.encode(classifier.encoder, texts)  # noqa: E731
+    head = classifier.heads[primary(spec).name]
+    last = store.versions.last_stop_set_labels(project_id)
+    predicted: dict[int, int] | None = None
+    if tier != FAST or last is None or result.n_train - last >= settings.stop_every_labels:  # a checkpoint
+        predicted, result.metrics["stopping"] = predict_stop_set(store, project_id, spec, head, embed_new, settings)
+    record = _record(project_id, tier, version, result, str(path.resolve()), spec, status, guard)
+    store.versions.add(record, stop_set=predicted)
     if status != "ready":
         log.info("%s not promoted: %s", version, guard)
         return version
-    store.set_current_version(project_id, version)
+    store.projects.set_current_version(project_id, version)
     services.models.publish(project_id, result.classifier)
     prune_versions(store, project_id, settings.keep_versions)
     log.info("published %s (%.1f s, metrics %s)", version, result.seconds, result.metrics)
-    progress(0.95, "pushing to Label Studio")
-    sync_label_studio(services, project_id, spec, result.classifier)
+    if (project.ls_url or settings.label_studio_url) and not project.detached:
+        services.request_training(project_id, PUSH, f"{version} published")  # coalesced with queued pushes
     return version
 
 
@@ -131,7 +137,7 @@ def _distill(
     assert isinstance(model, TransformerClassifier)
     model.save(teacher_path)
     student = services.models.base_encoder()
-    pool = services.store.unlabeled_tasks(project_id, limit=services.settings.push_pool_limit)
+    pool = services.store.tasks.unlabeled(project_id, limit=services.settings.push_pool_limit)
     control = next(c for c in spec.controls if c.name == model.control)
     texts = [str(task.get(control.value_key, "")) for _, task in pool if control.value_key in task]
     result = distill(
@@ -194,50 +200,3 @@ def _record(
         artifact_path=path,
         config_hash=spec.config_hash,
     )
-
-
-def run_catch_up(services: Services, project_id: int, spec: LabelSpec) -> str:
-    """Read missed annotations back from Label Studio; queue training if anything changed."""
-    client = _client(services, project_id)
-    if client is None:
-        return "no Label Studio URL/token"
-    result = catch_up(services.store, project_id, spec, client)
-    log.info("project %s: catch-up %s", project_id, result)
-    if result.changed or result.deleted:
-        services.request_training(project_id, FAST if services.settings.fast_tier else SLOW, "catch-up")
-    return f"catch-up: {result.tasks} tasks, {result.changed} changed, {result.deleted} deleted"
-
-
-def _client(services: Services, project_id: int) -> LabelStudioClient | None:
-    project = services.store.get_project(project_id)
-    if project is None:
-        return None
-    url = services.settings.label_studio_url or project.ls_url
-    token = services.settings.label_studio_token or project.ls_token
-    return LabelStudioClient(url, token) if url and token else None
-
-
-def sync_label_studio(services: Services, project_id: int, spec: LabelSpec, model: TextClassifier) -> None:
-    """Push the new version's top-K predictions to Label Studio; failures are logged, never raised."""
-    settings = services.settings
-    project = services.store.get_project(project_id)
-    client = _client(services, project_id)
-    if project is None or client is None:
-        log.info("project %s: no Label Studio URL/token (from /setup or settings); nothing pushed", project_id)
-        return
-    try:
-        result = push_version(
-            services.store,
-            project,
-            spec,
-            model,
-            settings=settings,
-            client=client,
-            embed=lambda texts: services.embeddings.encode(model.encoder, texts),
-        )
-    except Exception as exc:  # Label Studio down or refusing: the new version serves anyway
-        log.warning(
-            "project %s: pushing %s to Label Studio at %s failed: %s", project_id, model.version, client.url, exc
-        )
-        return
-    log.info("project %s: pushed %s (%s)", project_id, model.version, result)

@@ -15,8 +15,8 @@ log = logging.getLogger(__name__)
 
 def prune_versions(store: SqlStore, project_id: int, keep: int) -> list[str]:
     """Delete artifacts of versions beyond the newest ``keep`` (never the current one); returns their names."""
-    project = store.get_project(project_id)
-    with_artifacts = [v for v in store.list_versions(project_id) if v.artifact_path]
+    project = store.projects.get(project_id)
+    with_artifacts = [v for v in store.versions.of_project(project_id) if v.artifact_path]
     kept = {v.name for v in with_artifacts[-keep:]} | {project.current_version if project else None}
     bodies = {_body_path(Path(v.artifact_path)) for v in with_artifacts if v.name in kept}
     pruned = []
@@ -29,7 +29,7 @@ def prune_versions(store: SqlStore, project_id: int, keep: int) -> list[str]:
                 (path / name).unlink(missing_ok=True)
         else:
             shutil.rmtree(path, ignore_errors=True)
-        store.mark_pruned(version.name)
+        store.versions.mark_pruned(version.name)
         pruned.append(version.name)
     if pruned:
         log.info("project %s: pruned %s", project_id, pruned)

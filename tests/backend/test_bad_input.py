@@ -111,7 +111,7 @@ def test_unknown_label_is_refused_and_nothing_is_lost(client: Any, app: Any, pro
 
     assert client.post("/webhook", json=event(1, "Business", "2026-01-01T00:00:01")).status_code == 200
     check_error(client.post("/webhook", json=event(1, "Finance", "2026-01-01T00:00:02")), 422, "['Finance'] not in")
-    assert app.extensions["tagloop"].store.get_annotation(1).choices == {"topic": ["Business"]}
+    assert app.extensions["tagloop"].store.annotations.get(2, 1).choices == {"topic": ["Business"]}
 
 
 WEBHOOK_CASES: dict[str, tuple[dict[str, Any], int, str]] = {

@@ -23,10 +23,10 @@ def test_catch_up_is_queued_only_when_due(services: Any) -> None:
     from tests.conftest import config_xml
 
     xml = config_xml("news_topics")
-    project = services.store.upsert_project(50, xml, "h", ls_url="http://127.0.0.1:9", ls_token="t")
+    project = services.store.projects.upsert(50, xml, "h", ls_url="http://127.0.0.1:9", ls_token="t")
     assert services.catch_up_if_due(project)
     assert not services.catch_up_if_due(project)  # one is queued or running
     assert services.wait_idle(60)  # nothing listens on port 9: the job fails after its retries
     assert services.jobs.latest(50, "catchup").state == "failed"
     assert not services.catch_up_if_due(project)  # the last one ended less than catch_up_every_s ago
-    assert not services.catch_up_if_due(services.store.upsert_project(51, xml, "h"))  # no Label Studio address
+    assert not services.catch_up_if_due(services.store.projects.upsert(51, xml, "h"))  # no Label Studio address

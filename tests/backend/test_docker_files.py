@@ -97,6 +97,23 @@ def test_compose_wiring() -> None:
     assert set(compose["volumes"]) >= {"tagloop-data", "tagloop-artifacts", "postgres-data", "label-studio-data"}
 
 
+def test_label_studio_runs_on_its_own_postgres_database() -> None:
+    """Label Studio's data is in a database of its own on the postgres service (not SQLite in its volume, not
+    tagloop's database), which the postgres image's init script creates on an empty volume."""
+    services = yaml.safe_load((DOCKER / "compose.yaml").read_text())["services"]
+    ls, postgres = services["label-studio"], services["postgres"]
+    env = ls["environment"]
+    assert env["DJANGO_DB"] == "default" and env["POSTGRE_HOST"] == "postgres" and env["POSTGRE_PORT"] == "5432"
+    assert env["POSTGRE_NAME"] != postgres["environment"]["POSTGRES_DB"]
+    assert env["POSTGRE_USER"] == postgres["environment"]["POSTGRES_USER"]
+    assert env["POSTGRE_PASSWORD"].startswith("${POSTGRES_PASSWORD:?")  # the secret, never a default
+    assert ls["depends_on"]["postgres"] == {"condition": "service_healthy"}
+    (init,) = [v for v in postgres["volumes"] if v.split(":")[1] == "/docker-entrypoint-initdb.d"]
+    init_dir = DOCKER / init.split(":")[0]
+    statements = " ".join(p.read_text() for p in sorted(init_dir.glob("*.sql")))
+    assert f"CREATE DATABASE {env['POSTGRE_NAME']};" in statements
+
+
 def test_dockerfile_essentials() -> None:
     text = (DOCKER / "Dockerfile").read_text()
     pyproject = (REPO / "pyproject.toml").read_text()

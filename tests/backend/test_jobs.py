@@ -18,7 +18,7 @@ def queue(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[JobQueue]:
     store = SqlStore(url)
     store.migrate()
     for pid in (1, 2):
-        store.upsert_project(pid, "<View/>", "h")
+        store.projects.upsert(pid, "<View/>", "h")
     yield JobQueue(store, max_attempts=2, backoff_s=0.05)
     store.close()
 

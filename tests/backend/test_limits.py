@@ -89,7 +89,7 @@ def test_xml_with_dtd_or_entities_is_refused(app: Flask, config: str) -> None:
         r = client.post(path, json=body)
         error(r, 422, "forbidden XML features")
         assert "root:" not in r.get_data(as_text=True)  # no /etc/passwd content
-    assert app.extensions["tagloop"].store.get_project(7) is None
+    assert app.extensions["tagloop"].store.projects.get(7) is None
 
 
 @pytest.mark.parametrize(
@@ -120,7 +120,7 @@ def test_no_path_is_taken_from_a_request(app: Flask, tmp_path: Path) -> None:
         error(
             client.post("/api/projects/1/rollback", json={"version": version}), 422, "expected one of the kept versions"
         )
-    assert app.extensions["tagloop"].store.get_project(1).current_version is None
+    assert app.extensions["tagloop"].store.projects.get(1).current_version is None
     assert client.get("/static/pyproject.toml").status_code == 404  # the app serves no files from the disk
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tagloop.db", "tagloop.db-shm", "tagloop.db-wal"]
 

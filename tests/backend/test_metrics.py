@@ -70,7 +70,10 @@ def session_app(services: Services) -> Any:
     for aid, row in enumerate(rows[:N_LABELS], start=1):
         assert client.post("/webhook", json=annotation_event(1, aid, row)).status_code == 200
     assert (
-        client.post("/webhook", json={"action": "ANNOTATIONS_DELETED", "annotations": [{"id": 1}]}).status_code == 200
+        client.post(
+            "/webhook", json={"action": "ANNOTATIONS_DELETED", "annotations": [{"id": 1}], "project": {"id": 1}}
+        ).status_code
+        == 200
     )
     assert client.post("/webhook", json=annotation_event(2, 100, rows[N_LABELS])).status_code == 200
     assert (
@@ -109,7 +112,7 @@ def test_metrics_after_a_labeling_session(
     assert 0 < value(scraped, "tagloop_training_duration_seconds_sum", tier="fast") < 120
     assert value(scraped, "tagloop_training_duration_seconds_bucket", tier="fast", le="+Inf") == 1
 
-    served = services.store.get_project(1).current_version
+    served = services.store.projects.get(1).current_version
     assert served == "1-fast-1"
     assert value(scraped, "tagloop_model_info", project="1", version=served, tier="fast") == 1
     zero_shot = [k for k in scraped if k[0] == "tagloop_model_info" and ("project", "2") in k[1]]

@@ -17,11 +17,12 @@ from backend.app import create_app
 from backend.config import Settings
 from backend.export import export_labels
 from backend.models.encoder import Encoder
-from backend.review.records import ReviewProjectRecord
 from backend.review.routing import review_store
 from backend.services import Services, build_services
 from backend.store import AnnotationRecord
 from backend.store.jobs import JobRecord
+from backend.store.records import ReviewProjectRecord
+from backend.training.dataset import labeled_examples
 from backend.training.jobs import REVIEW, train_project
 from tests.conftest import config_xml, read_rows
 
@@ -232,7 +233,7 @@ def test_overturned_flag_goes_to_fp_queue_and_a_verdict_trains_a_new_version(loo
     verdict["annotation"]["completed_by"] = {"email": "moderator@example.com"}
     done = client.post("/webhook", json=verdict)
     assert done.status_code == 200 and done.json["status"] == "verdict" and done.json["resolved"] == [item["id"]]
-    assert services.store.get_project(900) is None  # a review project is not a tagloop project
+    assert services.store.projects.get(900) is None  # a review project is not a tagloop project
     queues = client.get(f"/api/projects/{PID}/review", headers=AUTH).json["queues"]
     assert queues["false_positive"] | {"label_studio_project": None} == {
         "open": 0,
@@ -243,9 +244,9 @@ def test_overturned_flag_goes_to_fp_queue_and_a_verdict_trains_a_new_version(loo
         "label_studio_project": None,
     }
     new = train_project(services, PID, "fast")
-    metrics = services.store.get_version(new).metrics  # type: ignore[union-attr]
+    metrics = services.store.versions.get(new).metrics  # type: ignore[union-attr]
     assert metrics["review"]["moderator_labels"] == 1
-    labels = {ex.task_id: ex.choices for ex in services.store.training_set(PID)}
+    labels = {ex.task_id: ex.choices for ex in labeled_examples(services.store, PID)}
     assert labels[row["task"]] == {"moderation": ["Safe"]}
     exported = export_labels(services, PID, services.settings.data_dir / "export", "jsonl").read_text().splitlines()
     (mod,) = [r for r in map(json.loads, exported) if r["provenance"] == "moderator"]
@@ -278,7 +279,9 @@ def test_changed_label_dismisses_and_scans_fill_the_other_queues(loop: Any) -> N
     )
     (silent, queue) = missed
     choices = {"moderation": [DAVIDSON[silent["label"]]]}
-    services.store.upsert_annotation(AnnotationRecord(id=6000, project_id=PID, task_id=silent["task"], choices=choices))
+    services.store.annotations.upsert(
+        AnnotationRecord(id=6000, project_id=PID, task_id=silent["task"], choices=choices)
+    )
 
     summary = train_project(services, PID, REVIEW)  # scan: the served version's unlabeled predictions
     assert summary.startswith("review: ") and "not mirrored" in summary and "1 FP/FN items from labeled" in summary
@@ -354,7 +357,7 @@ def test_review_cli_lists_shows_and_exports(api: Any, tmp_path: Path) -> None:
 @pytest.mark.model
 def test_idle_workers_schedule_a_periodic_review_scan_of_moderated_projects(loop: Any, tmp_path: Path) -> None:
     _, services, _ = loop
-    project = services.store.get_project(PID)
+    project = services.store.projects.get(PID)
     assert project is not None and project.current_version is not None
     assert services.review_scan_if_due(project) is False  # the review job queued after training is still queued
     (job,) = [j for j in services.jobs.active(PID) if j.tier == REVIEW]
@@ -367,7 +370,7 @@ def test_idle_workers_schedule_a_periodic_review_scan_of_moderated_projects(loop
     assert services.review_scan_if_due(project) is True
     assert [j.reason for j in services.jobs.active(PID) if j.tier == REVIEW] == ["periodic review scan"]
 
-    services.store.upsert_project(PID + 1, config_xml("news_topics"), "h")  # not moderated: never scanned
-    services.store.set_current_version(PID + 1, f"{PID + 1}-fast-1")
-    other = services.store.get_project(PID + 1)
+    services.store.projects.upsert(PID + 1, config_xml("news_topics"), "h")  # not moderated: never scanned
+    services.store.projects.set_current_version(PID + 1, f"{PID + 1}-fast-1")
+    other = services.store.projects.get(PID + 1)
     assert other is not None and other.current_version and services.review_scan_if_due(other) is False

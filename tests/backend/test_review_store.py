@@ -5,15 +5,16 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import inspect
 
-from backend.review.records import NewItem
 from backend.store import AnnotationRecord, SqlStore
-from backend.store.review_store import DISMISSED, OPEN, RESOLVED, ReviewStore
+from backend.store.records import NewItem
+from backend.store.review import DISMISSED, OPEN, RESOLVED
+from backend.training.dataset import labeled_examples
 
 
 @pytest.fixture
 def store(store: SqlStore) -> SqlStore:
     """The shared store fixture with project 1."""
-    store.upsert_project(1, "<View/>", "h")
+    store.projects.upsert(1, "<View/>", "h")
     return store
 
 
@@ -39,7 +40,7 @@ def test_migration_creates_the_review_tables(store: SqlStore) -> None:
 
 
 def test_one_open_item_per_task_and_queue(store: SqlStore) -> None:
-    reviews = ReviewStore(store)
+    reviews = store.review
     first, created = reviews.upsert_open_item(item(score=0.9, margin=0.3))
     again, created_again = reviews.upsert_open_item(item(score=0.95, margin=0.35))
     other, _ = reviews.upsert_open_item(item("low_confidence", margin=0.01))
@@ -52,7 +53,7 @@ def test_one_open_item_per_task_and_queue(store: SqlStore) -> None:
 
 
 def test_external_reports_are_stored_once(store: SqlStore) -> None:
-    reviews = ReviewStore(store)
+    reviews = store.review
     a, created = reviews.add_external(item(task=None, external_id="ext-1", reporter="mod-system"))
     b, created_b = reviews.add_external(item(task=None, external_id="ext-1", text="different"))
     assert created and not created_b and a.id == b.id and b.text == "you are trash"
@@ -62,10 +63,10 @@ def test_external_reports_are_stored_once(store: SqlStore) -> None:
 
 
 def test_a_verdict_closes_every_open_item_of_the_text_and_overrides_the_training_label(store: SqlStore) -> None:
-    reviews = ReviewStore(store)
-    store.upsert_tasks(1, [(10, {"text": "you are trash", "meta": 1}), (11, {"text": "hello"})])
-    store.upsert_annotation(AnnotationRecord(id=100, project_id=1, task_id=10, choices={"moderation": ["Safe"]}))
-    store.upsert_annotation(AnnotationRecord(id=101, project_id=1, task_id=11, choices={"moderation": ["Safe"]}))
+    reviews = store.review
+    store.tasks.upsert(1, [(10, {"text": "you are trash", "meta": 1}), (11, {"text": "hello"})])
+    store.annotations.upsert(AnnotationRecord(id=100, project_id=1, task_id=10, choices={"moderation": ["Safe"]}))
+    store.annotations.upsert(AnnotationRecord(id=101, project_id=1, task_id=11, choices={"moderation": ["Safe"]}))
     fp, _ = reviews.upsert_open_item(item())
     low, _ = reviews.upsert_open_item(item("low_confidence", task=None))
     reviews.set_ls_task(fp.id, 500, 9001)
@@ -77,7 +78,7 @@ def test_a_verdict_closes_every_open_item_of_the_text_and_overrides_the_training
     reviews.put_moderator_label(fp, ["Violating"], "moderator@example.com")
     external, _ = reviews.add_external(item(task=None, text="only reported", external_id="e"))
     reviews.put_moderator_label(external, ["Potentially Harmful"], "moderator@example.com")
-    training = {ex.task_id: ex for ex in store.training_set(1)}
+    training = {ex.task_id: ex for ex in labeled_examples(store, 1)}
     assert training[10].choices == {"moderation": ["Violating"]}  # the moderator overrides the annotator
     assert training[11].choices == {"moderation": ["Safe"]}
     (extra,) = [ex for tid, ex in training.items() if tid < 0]
@@ -90,9 +91,9 @@ def test_a_verdict_closes_every_open_item_of_the_text_and_overrides_the_training
 
 
 def test_review_projects_and_served_scores(store: SqlStore) -> None:
-    from backend.review.records import ReviewProjectRecord
+    from backend.store.records import ReviewProjectRecord
 
-    reviews = ReviewStore(store)
+    reviews = store.review
     reviews.add_review_project(ReviewProjectRecord(77, 1, "false_positive", "moderation", "http://t/webhook"))
     assert reviews.review_project_by_ls(77) == reviews.review_project(1, "false_positive")
     fp, _ = reviews.upsert_open_item(item())
@@ -109,11 +110,14 @@ def test_review_projects_and_served_scores(store: SqlStore) -> None:
 
 
 def test_served_predictions_and_tasks_with_items_for_the_disagreement_scan(store: SqlStore) -> None:
-    reviews = ReviewStore(store)
-    store.upsert_tasks(1, [(10, {"text": "you are trash"}), (11, {"text": "hello"}), (12, {"text": "hi"})])
-    store.record_predictions({10: {"model_version": "v1", "probabilities": {"moderation": {"Violating": 0.9}}}})
-    assert reviews.predictions_of(1, [10, 11, 99]) == {
-        10: {"model_version": "v1", "probabilities": {"moderation": {"Violating": 0.9}}}
+    reviews = store.review
+    store.tasks.upsert(1, [(10, {"text": "you are trash"}), (11, {"text": "hello"}), (12, {"text": "hi"})])
+    store.tasks.record_predictions(
+        1, {10: {"model_version": "v1", "probabilities": {"moderation": {"Violating": 0.9}}}}
+    )
+    assert store.tasks.predictions(1, [10, 11, 99]) == {
+        10: {"model_version": "v1", "probabilities": {"moderation": {"Violating": 0.9}}},
+        11: None,
     }
     fp, _ = reviews.upsert_open_item(item())
     reviews.upsert_open_item(item("low_confidence", task=11))

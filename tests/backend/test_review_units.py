@@ -28,10 +28,10 @@ from backend.review import (
     route_disagreement,
     slice_rates,
 )
-from backend.review.crossval import out_of_fold
 from backend.review.drift import drift_report
 from backend.review.moderation import stored_thresholds
 from backend.review.thresholds import rates_at
+from backend.training.evaluation import out_of_fold
 from tests.conftest import config_xml
 
 MODERATION = parse_label_config(config_xml("content_moderation"))
@@ -179,8 +179,9 @@ def test_out_of_fold_rows_come_from_heads_that_did_not_see_them() -> None:
     rng = np.random.default_rng(0)
     emb = np.vstack([rng.normal(1, 0.3, (20, 8)), rng.normal(-1, 0.3, (20, 8))])
     targets = [["a"]] * 20 + [["b"]] * 20
-    proba = out_of_fold(("a", "b"), False, emb, targets, seed=0)
-    assert proba.shape == (40, 2) and np.allclose(proba.sum(axis=1), 1)
+    oof = out_of_fold(("a", "b"), False, emb, targets, seed=0)
+    proba = oof.proba
+    assert proba.shape == (40, 2) and np.allclose(proba.sum(axis=1), 1) and oof.seen.all()
     assert (proba.argmax(axis=1) == np.array([0] * 20 + [1] * 20)).mean() > 0.9
 
 

@@ -45,7 +45,7 @@ def scaled(tmp_path: Path, postgres_url: str, redis_url: str) -> Iterator[Servic
         catch_up_every_s=3600,
     )
     services = build_services(settings, worker=False)
-    services.store.upsert_project(7, config_xml("news_topics"), "h")
+    services.store.projects.upsert(7, config_xml("news_topics"), "h")
     yield services
     services.close()
 
@@ -69,7 +69,9 @@ def test_worker_runs_the_job_through_the_shared_code_path(scaled: Services) -> N
     run_worker(scaled, burst=True)
     job = scaled.jobs.latest(7, "catchup")
     assert job is not None and job.state == "done" and job.worker.endswith(":rq")
-    assert job.version == "no Label Studio URL/token"  # what train_project answers for a catch-up without LS
+    assert (
+        job.version == "no catch-up: no Label Studio URL/token"
+    )  # what train_project answers for a catch-up without LS
     assert _queued_ids(scaled) == []
 
 
@@ -101,7 +103,7 @@ def test_redis_down_loses_no_job(tmp_path: Path, postgres_url: str) -> None:
     settings = Settings(data_dir=tmp_path / "d", database_url=postgres_url, redis_url="redis://127.0.0.1:1/0")
     services = build_services(settings, worker=False)
     try:
-        services.store.upsert_project(7, config_xml("news_topics"), "h")
+        services.store.projects.upsert(7, config_xml("news_topics"), "h")
         assert services.request_training(7, "catchup", "redis is down") == "queued"
         (job,) = services.jobs.active(7)
         assert job.state == "queued"  # a worker's sweeper dispatches it when Redis is back

@@ -165,7 +165,7 @@ def test_registry_serves_the_base_body_as_int8_and_predict_records_truncation(in
     assert isinstance(served, BatchedEncoder) and isinstance(served.body, OnnxEncoder)
     assert served.source.endswith("#onnx-int8-all") and split_source(served.source)[1] == "int8-all"
     assert int8_services.served.flush()  # /predict's bookkeeping is written behind the response
-    assert int8_services.store.tasks_with_predictions(5)[2]["truncated"] == ["topic"]  # type: ignore[index]
+    assert int8_services.store.tasks.predictions(5)[2]["truncated"] == ["topic"]  # type: ignore[index]
 
 
 def test_slow_tier_like_version_is_exported_served_and_reloaded_without_torch(
@@ -173,8 +173,8 @@ def test_slow_tier_like_version_is_exported_served_and_reloaded_without_torch(
 ) -> None:
     store, registry = int8_services.store, int8_services.models
     spec = parse_label_config(NEWS)
-    project = store.upsert_project(6, NEWS, spec.config_hash)
-    store.upsert_tasks(6, [(i, {"text": t}) for i, t in enumerate(texts(60), start=1)])
+    project = store.projects.upsert(6, NEWS, spec.config_hash)
+    store.tasks.upsert(6, [(i, {"text": t}) for i, t in enumerate(texts(60), start=1)])
     version, path = "6-setfit-1", int8_settings.models_dir / "6" / "6-setfit-1"
     new_body = Encoder(encoder.body, source=encoder.source)  # a "fine-tuned" body: saved, then exported
     classifier = TextClassifier(version=version, encoder=new_body, heads={"topic": head})
@@ -185,10 +185,10 @@ def test_slow_tier_like_version_is_exported_served_and_reloaded_without_torch(
     assert parity["required_heads"] == ["topic"] and parity["n_texts"] == 60
     assert (path / "onnx" / "model.int8-all.onnx").is_file() and (path / "onnx" / SERVING_FILE).is_file()
     assert classifier.encoder.source == f"{(path / 'body').resolve()}#onnx-{decision.served}"
-    store.add_version(_record(version, str(path.resolve()), spec.config_hash))
-    store.set_current_version(6, version)
+    store.versions.add(_record(version, str(path.resolve()), spec.config_hash))
+    store.projects.set_current_version(6, version)
     registry.publish(6, classifier)
-    project = store.get_project(6)
+    project = store.projects.get(6)
     assert project is not None and registry.get(project, spec) is classifier
 
     restarted = build_services(int8_settings, worker=False)  # no torch body given: none may be loaded

@@ -28,57 +28,57 @@ def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
 
 
 def test_project_upsert_keeps_ls_credentials(store: SqlStore) -> None:
-    store.upsert_project(1, "<View/>", "h1", ls_url="http://ls", ls_token="tok")
-    p = store.upsert_project(1, "<View>2</View>", "h2")
+    store.projects.upsert(1, "<View/>", "h1", ls_url="http://ls", ls_token="tok")
+    p = store.projects.upsert(1, "<View>2</View>", "h2")
     assert (p.label_config, p.config_hash, p.ls_url, p.ls_token) == ("<View>2</View>", "h2", "http://ls", "tok")
-    assert [x.id for x in store.list_projects()] == [1]
+    assert [x.id for x in store.projects.all()] == [1]
 
 
 def test_annotations_upsert_delete_cancel_and_training_set(store: SqlStore) -> None:
-    store.upsert_project(1, "<View/>", "h")
-    assert store.upsert_tasks(1, [(10, {"text": "a"}), (11, {"text": "b"}), (12, {"text": "c"})]) == 3
-    assert store.upsert_tasks(1, [(10, {"text": "a"})]) == 0
-    assert store.upsert_tasks(1, [(10, {"text": "a2"})]) == 1
-    assert store.upsert_annotation(ann(100, 10, ["World"], ls_updated_at="2026-01-01T00:00:01"))
-    assert not store.upsert_annotation(ann(100, 10, ["World"], ls_updated_at="2026-01-01T00:00:01"))
-    assert store.upsert_annotation(ann(100, 10, ["Sports"], ls_updated_at="2026-01-01T00:00:02"))
-    assert not store.upsert_annotation(ann(100, 10, ["Business"], ls_updated_at="2026-01-01T00:00:00"))  # stale
-    store.upsert_annotation(ann(101, 11, ["World"]))
-    store.upsert_annotation(ann(102, 12, ["World"], was_cancelled=True))
-    examples = {e.task_id: e for e in store.training_set(1)}
+    store.projects.upsert(1, "<View/>", "h")
+    assert store.tasks.upsert(1, [(10, {"text": "a"}), (11, {"text": "b"}), (12, {"text": "c"})]) == 3
+    assert store.tasks.upsert(1, [(10, {"text": "a"})]) == 0
+    assert store.tasks.upsert(1, [(10, {"text": "a2"})]) == 1
+    assert store.annotations.upsert(ann(100, 10, ["World"], ls_updated_at="2026-01-01T00:00:01"))
+    assert not store.annotations.upsert(ann(100, 10, ["World"], ls_updated_at="2026-01-01T00:00:01"))
+    assert store.annotations.upsert(ann(100, 10, ["Sports"], ls_updated_at="2026-01-01T00:00:02"))
+    assert not store.annotations.upsert(ann(100, 10, ["Business"], ls_updated_at="2026-01-01T00:00:00"))  # stale
+    store.annotations.upsert(ann(101, 11, ["World"]))
+    store.annotations.upsert(ann(102, 12, ["World"], was_cancelled=True))
+    examples = {e.task_id: e for e in store.annotations.training_set(1)}
     assert set(examples) == {10, 11}
     assert examples[10].choices == {"topic": ["Sports"]} and examples[10].data == {"text": "a2"}
-    assert store.count_usable(1) == 2
-    assert store.mark_deleted([101, 999]) == 1
-    assert store.mark_deleted([101]) == 0
-    assert not store.upsert_annotation(ann(101, 11, ["Sports"]))  # a deleted annotation is not resurrected
-    assert {e.task_id for e in store.training_set(1)} == {10}
-    kept = {a.id: a for a in store.annotations(1)}
+    assert store.annotations.count(1, usable=True) == 2
+    assert store.annotations.mark_deleted(1, [101, 999]) == 1
+    assert store.annotations.mark_deleted(1, [101]) == 0
+    assert not store.annotations.upsert(ann(101, 11, ["Sports"]))  # a deleted annotation is not resurrected
+    assert {e.task_id for e in store.annotations.training_set(1)} == {10}
+    kept = {a.id: a for a in store.annotations.of_project(1)}
     assert kept[101].deleted and kept[102].was_cancelled and len(kept) == 3
 
 
 def test_versions(store: SqlStore) -> None:
-    store.upsert_project(1, "<View/>", "h")
-    assert store.count_versions(1, "setfit") == 0
-    rec = store.add_version(
+    store.projects.upsert(1, "<View/>", "h")
+    assert store.versions.count(1, "setfit") == 0
+    rec = store.versions.add(
         ModelVersionRecord(name="1-setfit-1", project_id=1, tier="setfit", n_train=16, metrics={"a": 1.0})
     )
     assert rec.created_at is not None
-    store.set_current_version(1, "1-setfit-1")
-    assert store.get_project(1).current_version == "1-setfit-1"  # type: ignore[union-attr]
-    assert store.get_version("1-setfit-1").metrics == {"a": 1.0}  # type: ignore[union-attr]
-    assert store.count_versions(1, "setfit") == 1 and store.get_version("nope") is None
+    store.projects.set_current_version(1, "1-setfit-1")
+    assert store.projects.get(1).current_version == "1-setfit-1"  # type: ignore[union-attr]
+    assert store.versions.get("1-setfit-1").metrics == {"a": 1.0}  # type: ignore[union-attr]
+    assert store.versions.count(1, "setfit") == 1 and store.versions.get("nope") is None
 
 
 def test_data_survives_reopening(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'keep.db'}"
     first = SqlStore(url)
     first.migrate()
-    first.upsert_project(1, "<View/>", "h")
-    first.upsert_tasks(1, [(10, {"text": "a"})])
-    first.upsert_annotation(ann(100, 10, ["World"]))
+    first.projects.upsert(1, "<View/>", "h")
+    first.tasks.upsert(1, [(10, {"text": "a"})])
+    first.annotations.upsert(ann(100, 10, ["World"]))
     first.close()
     second = SqlStore(url)
     second.migrate()
-    assert [a.id for a in second.annotations(1)] == [100]
+    assert [a.id for a in second.annotations.of_project(1)] == [100]
     second.close()

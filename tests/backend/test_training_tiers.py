@@ -66,7 +66,7 @@ def test_slow_version_worse_than_served_body_is_kept_not_served(fast_services: A
     served = client.get("/api/projects/22").json["model_version"]
     # a promotion tolerance of 0 and a body "trained" with zero steps cannot beat the served body by luck alone
     version = train_project(fast_services, 22, "setfit")
-    record = fast_services.store.get_version(version)
+    record = fast_services.store.versions.get(version)
     guard = record.metrics["promotion"]
     if record.status == "rejected":
         assert guard["cv_accuracy"] < guard["served_cv_accuracy"]

@@ -103,9 +103,9 @@ def test_retention_keeps_newest_served_and_used_bodies(settings: Any, encoder: A
     for i, r in enumerate(rows[5:], start=5):
         client.post("/webhook", json=annotation_event(33, NEWS, 800 + i, 800 + i, r["text"], "topic", [r["label"]]))
         assert services.wait_idle(120)
-    versions = services.store.list_versions(33)
+    versions = services.store.versions.of_project(33)
     live = [v for v in versions if v.status != "pruned"]
-    assert len(versions) >= 5 and len(live) == 2 and live[-1].name == services.store.get_project(33).current_version
+    assert len(versions) >= 5 and len(live) == 2 and live[-1].name == services.store.projects.get(33).current_version
     assert all(not v.artifact_path for v in versions if v.status == "pruned")
     setfit = next(v for v in versions if v.tier == "setfit")
     # the setfit body serves the fast versions built on it, so its directory survived pruning
@@ -116,7 +116,7 @@ def test_retention_keeps_newest_served_and_used_bodies(settings: Any, encoder: A
 
 
 def test_report_per_class_confusion_and_calibration(trained: Any, tmp_path: Path) -> None:
-    from backend.report import calibration
+    from backend.models.calibration import reliability
 
     services, _ = trained
     result = CliRunner().invoke(
@@ -129,9 +129,11 @@ def test_report_per_class_confusion_and_calibration(trained: Any, tmp_path: Path
     assert set(topic["per_class"]) == {"World", "Sports", "Business", "Sci/Tech"}
     assert sum(map(sum, topic["confusion_matrix"])) == 10
     assert 0.0 <= topic["calibration"]["ece"] <= 1.0 and report["versions"]
-    for png in ("confusion_topic.png", "calibration_topic.png"):
+    assert {"acceptance", "stopping"} <= set(report["insights"])
+    for png in ("confusion_topic.png", "calibration_topic.png", "progress.png"):
         assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     y = np.array([0, 1, 1, 0])
     perfect = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0], [1.0, 0.0]])
-    assert calibration(y, perfect)["ece"] == 0.0
-    assert calibration(y, np.full((4, 2), 0.5) + [[1e-9, 0]] * 4)["ece"] == pytest.approx(0.0, abs=1e-6)
+    truth = np.eye(2)[y]
+    assert reliability(perfect, truth, False)["ece"] == 0.0
+    assert reliability(np.full((4, 2), 0.5) + [[1e-9, 0]] * 4, truth, False)["ece"] == pytest.approx(0.0, abs=1e-6)

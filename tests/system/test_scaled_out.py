@@ -198,6 +198,6 @@ def _stored(url: str, env: dict[str, str]) -> dict[int, Any]:
 
     store = SqlStore(env["TAGLOOP_DATABASE_URL"])
     try:
-        return {a.id: {"choices": a.choices, "deleted": a.deleted} for a in store.annotations(PROJECT)}
+        return {a.id: {"choices": a.choices, "deleted": a.deleted} for a in store.annotations.of_project(PROJECT)}
     finally:
         store.close()

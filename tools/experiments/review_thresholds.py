@@ -63,7 +63,7 @@ def main() -> None:
 
     from backend.models.encoder import Encoder, bundled_model_path
     from backend.models.heads import fit_head
-    from backend.review.crossval import out_of_fold, subsample
+    from backend.training.evaluation import out_of_fold, subsample
     from backend.review.thresholds import choose_threshold
     from tools.simulation.embeddings import embed_texts
 
@@ -75,9 +75,11 @@ def main() -> None:
     train, test = np.flatnonzero(~is_test), np.flatnonzero(is_test)
     y = np.array([[label in t for label in LABELS] for t in targets])
     train_targets = [targets[i] for i in train]
-    oof_full = out_of_fold(LABELS, True, emb[train], train_targets, seed=args.seed)
+    oof_full = out_of_fold(LABELS, True, emb[train], train_targets, seed=args.seed).proba
     capped = subsample(len(train), TAGLOOP_CV_ROWS, args.seed)
-    oof_cap = out_of_fold(LABELS, True, emb[train][capped], [train_targets[i] for i in capped], seed=args.seed)
+    oof_cap = out_of_fold(
+        LABELS, True, emb[train][capped], [train_targets[i] for i in capped], seed=args.seed
+    ).proba
     head = fit_head(LABELS, True, emb[train], train_targets, seed=args.seed)
     if head is None:
         raise SystemExit("no label varies in the train split")

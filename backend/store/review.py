@@ -1,12 +1,8 @@
-"""Moderation review persistence: queue items, review projects in Label Studio, moderator labels, served scores.
+"""Moderation review persistence (the review plug-in's tables in ``models``): queue items, review projects in
+Label Studio, moderator labels, served scores. Returns frozen records, never ORM rows.
 
-Tables (migration 0008, which also creates their indexes) are declared here on the shared declarative ``Base``;
-``ReviewStore`` is the only code that opens sessions on them (one short transaction per method) and returns
-frozen records, never ORM rows.
-Times are Unix seconds (floats), comparable the same way on SQLite and PostgreSQL.
-
-Index spaces: ``task_id`` is a Label Studio task id of the *source* project; ``ls_project_id``/``ls_task_id``
-name the review project and its task in Label Studio; ``id`` is the item's own primary key.
+Index spaces: ``task_id`` is a Label Studio task id of the *source* project (``project_id``);
+``ls_project_id``/``ls_task_id`` name the review project and its task in Label Studio; ``id`` is the item's own key.
 """
 
 from __future__ import annotations
@@ -14,33 +10,19 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import (
-    JSON,
-    BigInteger,
-    Float,
-    ForeignKey,
-    Integer,
-    String,
-    Text,
-    UniqueConstraint,
-    delete,
-    func,
-    insert,
-    select,
-    update,
-)
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from backend.review.records import ModeratorLabelRecord, NewItem, ReviewItemRecord, ReviewProjectRecord
-from backend.store import orm
-from backend.store.orm import Base
-from backend.store.records import Example
-
-if TYPE_CHECKING:
-    from backend.store.sql_store import SqlStore
+from backend.store.db import Database
+from backend.store.models import ModeratorLabel, ReviewItem, ReviewProject, ServedScore
+from backend.store.records import (
+    Example,
+    ModeratorLabelRecord,
+    NewItem,
+    ReviewItemRecord,
+    ReviewProjectRecord,
+)
 
 OPEN, RESOLVED, DISMISSED = "open", "resolved", "dismissed"
 
@@ -48,91 +30,6 @@ OPEN, RESOLVED, DISMISSED = "open", "resolved", "dismissed"
 def text_key(text: str) -> str:
     """sha256 of a text (the key moderator labels and review items match texts by)."""
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-class ReviewItem(Base):
-    """A text waiting for (or given) a moderator's verdict in one queue."""
-
-    __tablename__ = "review_items"
-    __table_args__ = (UniqueConstraint("project_id", "external_id", name="uq_review_items_external_id"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    project_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("projects.id", ondelete="CASCADE"))
-    queue: Mapped[str] = mapped_column(String(32))
-    state: Mapped[str] = mapped_column(String(16), default=OPEN)
-    control: Mapped[str] = mapped_column(String(200))
-    value_key: Mapped[str] = mapped_column(String(200))
-    text: Mapped[str] = mapped_column(Text)
-    text_key: Mapped[str] = mapped_column(String(64))
-    predicted: Mapped[list[str]] = mapped_column(JSON, default=list)
-    """Labels the model (or the reporting system) applied."""
-    human: Mapped[list[str]] = mapped_column(JSON, default=list)
-    """Labels the annotator gave (or the reporter says are correct)."""
-    score: Mapped[float | None] = mapped_column(Float, default=None)
-    """Harm score (highest harmful-label probability) at ``model_version``."""
-    margin: Mapped[float | None] = mapped_column(Float, default=None)
-    """How surely the model is wrong (high) or how close to a threshold it is (low): the ordering key."""
-    model_version: Mapped[str] = mapped_column(String(120), default="")
-    reason: Mapped[str] = mapped_column(String(500), default="")
-    source: Mapped[str] = mapped_column(String(16))
-    """webhook | scan | feedback."""
-    reporter: Mapped[str] = mapped_column(String(320), default="")
-    task_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
-    external_id: Mapped[str | None] = mapped_column(String(200), default=None)
-    ls_project_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
-    ls_task_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
-    verdict: Mapped[list[str] | None] = mapped_column(JSON, default=None)
-    moderator: Mapped[str] = mapped_column(String(320), default="")
-    created_at: Mapped[float] = mapped_column(Float, default=time.time)
-    updated_at: Mapped[float] = mapped_column(Float, default=time.time, onupdate=time.time)
-    resolved_at: Mapped[float | None] = mapped_column(Float, default=None)
-
-
-class ReviewProject(Base):
-    """The Label Studio project that holds one queue of one source project."""
-
-    __tablename__ = "review_projects"
-    __table_args__ = (UniqueConstraint("project_id", "queue", name="uq_review_projects_queue"),)
-
-    ls_project_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    project_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("projects.id", ondelete="CASCADE"))
-    queue: Mapped[str] = mapped_column(String(32))
-    control: Mapped[str] = mapped_column(String(200))
-    webhook_url: Mapped[str] = mapped_column(String(1000), default="")
-    created_at: Mapped[float] = mapped_column(Float, default=time.time)
-
-
-class ModeratorLabel(Base):
-    """A moderator's verdict on a text: a training label with provenance ``moderator``."""
-
-    __tablename__ = "moderator_labels"
-    __table_args__ = (UniqueConstraint("project_id", "control", "text_key", name="uq_moderator_labels_text"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    project_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("projects.id", ondelete="CASCADE"))
-    control: Mapped[str] = mapped_column(String(200))
-    value_key: Mapped[str] = mapped_column(String(200))
-    text: Mapped[str] = mapped_column(Text)
-    text_key: Mapped[str] = mapped_column(String(64))
-    task_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
-    labels: Mapped[list[str]] = mapped_column(JSON)
-    moderator: Mapped[str] = mapped_column(String(320), default="")
-    review_item_id: Mapped[int | None] = mapped_column(Integer, default=None)
-    created_at: Mapped[float] = mapped_column(Float, default=time.time)
-    updated_at: Mapped[float] = mapped_column(Float, default=time.time, onupdate=time.time)
-
-
-class ServedScore(Base):
-    """One score of a version: served by /predict (``served``) or on its reference window (``reference``)."""
-
-    __tablename__ = "served_scores"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    project_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("projects.id", ondelete="CASCADE"))
-    model_version: Mapped[str] = mapped_column(String(120))
-    kind: Mapped[str] = mapped_column(String(16))
-    score: Mapped[float] = mapped_column(Float)
-    created_at: Mapped[float] = mapped_column(Float, default=time.time)
 
 
 def _item(row: ReviewItem) -> ReviewItemRecord:
@@ -186,44 +83,16 @@ def _new_row(item: NewItem) -> ReviewItem:
     )
 
 
-def merge_moderator_labels(session: Session, project_id: int, examples: Iterable[Example]) -> list[Example]:
-    """``examples`` with moderator labels applied: a verdict replaces the annotator's choices of its control
-    for the same task (or, for a text with no task, any task whose control text is the same); verdicts on texts
-    no task has become examples of their own with ``task_id`` = minus the moderator label's id."""
-    labels = session.scalars(select(ModeratorLabel).where(ModeratorLabel.project_id == project_id)).all()
-    out = list(examples)
-    if not labels:
-        return out
-    by_task = {m.task_id: m for m in labels if m.task_id is not None}
-    by_text = {(m.value_key, m.text): m for m in labels}
-    keys = {m.value_key for m in labels}
-    used: set[int] = set()
-    for i, ex in enumerate(out):
-        found = [m for m in (by_task.get(ex.task_id),) if m is not None]
-        texts = [(k, v) for k in keys if isinstance(v := ex.data.get(k), str)]
-        found += [m for kv in texts if (m := by_text.get(kv)) is not None and m not in found]
-        if found:
-            choices = dict(ex.choices)
-            for m in found:
-                choices[m.control] = list(m.labels)
-                used.add(m.id)
-            out[i] = Example(task_id=ex.task_id, data=ex.data, choices=choices)
-    for m in labels:
-        if m.id not in used:
-            out.append(Example(task_id=-m.id, data={m.value_key: m.text}, choices={m.control: list(m.labels)}))
-    return out
+class ReviewRepository:
+    """The moderation tables: queue items, review projects, moderator labels, served scores."""
 
-
-class ReviewStore:
-    """Review queues on the database of a ``SqlStore``."""
-
-    def __init__(self, store: SqlStore) -> None:
-        self.store = store
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
     # items ------------------------------------------------------------------------------------------
     def upsert_open_item(self, item: NewItem) -> tuple[ReviewItemRecord, bool]:
         """Insert an item, or refresh the open item of the same task in the same queue; (item, created)."""
-        with self.store.session() as s, s.begin():
+        with self.db.session() as s:
             row = None
             if item.task_id is not None:
                 row = s.scalar(
@@ -253,7 +122,7 @@ class ReviewStore:
         if existing is not None:
             return existing, False
         try:
-            with self.store.session() as s, s.begin():
+            with self.db.session() as s:
                 row = _new_row(item)
                 s.add(row)
                 s.flush()
@@ -266,7 +135,7 @@ class ReviewStore:
 
     def by_external_id(self, project_id: int, external_id: str) -> ReviewItemRecord | None:
         """The item reported with this id, or None."""
-        with self.store.session() as s:
+        with self.db.session() as s:
             row = s.scalar(
                 select(ReviewItem).where(ReviewItem.project_id == project_id, ReviewItem.external_id == external_id)
             )
@@ -274,13 +143,13 @@ class ReviewStore:
 
     def get_item(self, item_id: int) -> ReviewItemRecord | None:
         """One item, or None."""
-        with self.store.session() as s:
+        with self.db.session() as s:
             row = s.get(ReviewItem, item_id)
             return _item(row) if row else None
 
     def item_by_ls_task(self, ls_project_id: int, ls_task_id: int) -> ReviewItemRecord | None:
         """The item a review project's task shows, or None."""
-        with self.store.session() as s:
+        with self.db.session() as s:
             row = s.scalar(
                 select(ReviewItem).where(ReviewItem.ls_project_id == ls_project_id, ReviewItem.ls_task_id == ls_task_id)
             )
@@ -296,12 +165,12 @@ class ReviewStore:
         q = q.order_by(ReviewItem.id)
         if limit is not None:
             q = q.limit(limit)
-        with self.store.session() as s:
+        with self.db.session() as s:
             return [_item(r) for r in s.scalars(q)]
 
     def open_task_items(self, project_id: int, task_id: int) -> list[ReviewItemRecord]:
         """Open items of one source task (any queue)."""
-        with self.store.session() as s:
+        with self.db.session() as s:
             q = select(ReviewItem).where(
                 ReviewItem.project_id == project_id, ReviewItem.task_id == task_id, ReviewItem.state == OPEN
             )
@@ -309,7 +178,7 @@ class ReviewStore:
 
     def set_scored(self, item_id: int, *, score: float, margin: float, model_version: str) -> None:
         """Fill in the model's view of an item reported without one (external feedback)."""
-        with self.store.session() as s, s.begin():
+        with self.db.session() as s:
             s.execute(
                 update(ReviewItem)
                 .where(ReviewItem.id == item_id)
@@ -320,7 +189,7 @@ class ReviewStore:
         """Take open items out of their queue without a verdict (e.g. the annotator changed the label)."""
         if not item_ids:
             return 0
-        with self.store.session() as s, s.begin():
+        with self.db.session() as s:
             result = s.execute(
                 update(ReviewItem)
                 .where(ReviewItem.id.in_(list(item_ids)), ReviewItem.state == OPEN)
@@ -332,7 +201,7 @@ class ReviewStore:
         """Record the verdict on ``item`` and close every open item of the project with the same text; returns
         the ids closed (``item`` first)."""
         now = time.time()
-        with self.store.session() as s, s.begin():
+        with self.db.session() as s:
             rows = s.scalars(
                 select(ReviewItem).where(
                     ReviewItem.project_id == item.project_id,
@@ -348,7 +217,7 @@ class ReviewStore:
 
     def set_ls_task(self, item_id: int, ls_project_id: int | None, ls_task_id: int | None) -> None:
         """Record (or clear) the Label Studio task that shows an item."""
-        with self.store.session() as s, s.begin():
+        with self.db.session() as s:
             s.execute(
                 update(ReviewItem)
                 .where(ReviewItem.id == item_id)
@@ -357,7 +226,7 @@ class ReviewStore:
 
     def stale_ls_tasks(self, project_id: int) -> list[ReviewItemRecord]:
         """Dismissed items whose Label Studio task is still there (to be deleted from the review project)."""
-        with self.store.session() as s:
+        with self.db.session() as s:
             q = select(ReviewItem).where(
                 ReviewItem.project_id == project_id, ReviewItem.state == DISMISSED, ReviewItem.ls_task_id.is_not(None)
             )
@@ -366,7 +235,7 @@ class ReviewStore:
     def queue_counts(self, project_id: int, *, since: float) -> dict[str, dict[str, int]]:
         """Per queue: ``open``/``resolved``/``dismissed`` totals, ``resolved_recent`` (resolved after ``since``)."""
         out: dict[str, dict[str, int]] = {}
-        with self.store.session() as s:
+        with self.db.session() as s:
             q = (
                 select(ReviewItem.queue, ReviewItem.state, func.count())
                 .where(ReviewItem.project_id == project_id)
@@ -385,47 +254,9 @@ class ReviewStore:
                 out.setdefault(queue, {})["resolved_recent"] = int(n)
         return out
 
-    # served predictions ---------------------------------------------------------------------------
-    def served_prediction(self, task_id: int) -> tuple[dict[str, Any], dict[str, Any] | None] | None:
-        """(task data, last served prediction or None) of a stored task, or None if tagloop never saw it."""
-        with self.store.session() as s:
-            row = s.get(orm.Task, task_id)
-            return (dict(row.data), dict(row.prediction) if row.prediction else None) if row else None
-
-    def unlabeled_predictions(self, project_id: int, model_version: str) -> list[tuple[int, dict, dict]]:
-        """``[(task_id, data, prediction)]`` of unlabeled tasks last served by ``model_version``, by task id."""
-        labeled = select(orm.Annotation.task_id).where(
-            orm.Annotation.project_id == project_id, orm.Annotation.deleted.is_(False)
-        )
-        q = (
-            select(orm.Task.id, orm.Task.data, orm.Task.prediction)
-            .where(orm.Task.project_id == project_id, orm.Task.id.not_in(labeled), orm.Task.prediction.is_not(None))
-            .order_by(orm.Task.id)
-        )
-        with self.store.session() as s:
-            return [
-                (int(tid), dict(data), dict(pred))
-                for tid, data, pred in s.execute(q)
-                if isinstance(pred, dict) and pred.get("model_version") == model_version
-            ]
-
-    def predictions_of(self, project_id: int, task_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
-        """``{task_id: last served prediction}`` of those of ``task_ids`` that have one."""
-        out: dict[int, dict[str, Any]] = {}
-        ids = list(task_ids)
-        with self.store.session() as s:
-            for start in range(0, len(ids), 500):
-                q = select(orm.Task.id, orm.Task.prediction).where(
-                    orm.Task.project_id == project_id,
-                    orm.Task.id.in_(ids[start : start + 500]),
-                    orm.Task.prediction.is_not(None),
-                )
-                out.update((int(tid), dict(pred)) for tid, pred in s.execute(q) if isinstance(pred, dict))
-        return out
-
     def tasks_with_items(self, project_id: int, queues: Sequence[str]) -> set[int]:
         """Source task ids that have an item (any state) in one of ``queues``."""
-        with self.store.session() as s:
+        with self.db.session() as s:
             q = select(ReviewItem.task_id).where(
                 ReviewItem.project_id == project_id,
                 ReviewItem.queue.in_(list(queues)),
@@ -433,24 +264,10 @@ class ReviewStore:
             )
             return {int(t) for t in s.scalars(q) if t is not None}
 
-    def task_sample(self, project_id: int, n: int, seed: int) -> list[dict[str, Any]]:
-        """The data of ``n`` of the project's known tasks drawn at random (all when it has fewer)."""
-        import random
-
-        with self.store.session() as s:
-            ids = list(s.scalars(select(orm.Task.id).where(orm.Task.project_id == project_id).order_by(orm.Task.id)))
-            if len(ids) > n:
-                ids = sorted(random.Random(seed).sample(ids, n))
-            rows: list[dict[str, Any]] = []
-            for start in range(0, len(ids), 500):
-                q = select(orm.Task.data).where(orm.Task.id.in_(ids[start : start + 500])).order_by(orm.Task.id)
-                rows.extend(dict(d) for d in s.scalars(q))
-            return rows
-
     # review projects --------------------------------------------------------------------------------
     def review_project(self, project_id: int, queue: str) -> ReviewProjectRecord | None:
         """The Label Studio project of a queue, or None."""
-        with self.store.session() as s:
+        with self.db.session() as s:
             row = s.scalar(
                 select(ReviewProject).where(ReviewProject.project_id == project_id, ReviewProject.queue == queue)
             )
@@ -458,19 +275,19 @@ class ReviewStore:
 
     def review_project_by_ls(self, ls_project_id: int) -> ReviewProjectRecord | None:
         """The queue a Label Studio project holds, or None (not a review project)."""
-        with self.store.session() as s:
+        with self.db.session() as s:
             row = s.get(ReviewProject, ls_project_id)
             return _review_project(row) if row else None
 
     def review_projects(self, project_id: int) -> list[ReviewProjectRecord]:
         """Every review project of a source project."""
-        with self.store.session() as s:
+        with self.db.session() as s:
             q = select(ReviewProject).where(ReviewProject.project_id == project_id).order_by(ReviewProject.queue)
             return [_review_project(r) for r in s.scalars(q)]
 
     def add_review_project(self, rec: ReviewProjectRecord) -> None:
         """Remember a review project created in Label Studio."""
-        with self.store.session() as s, s.begin():
+        with self.db.session() as s:
             s.add(
                 ReviewProject(
                     ls_project_id=rec.ls_project_id,
@@ -483,12 +300,12 @@ class ReviewStore:
 
     def set_webhook_url(self, ls_project_id: int, url: str) -> None:
         """Record that the review project's verdict webhook now exists."""
-        with self.store.session() as s, s.begin():
+        with self.db.session() as s:
             s.execute(update(ReviewProject).where(ReviewProject.ls_project_id == ls_project_id).values(webhook_url=url))
 
     def forget_review_project(self, ls_project_id: int) -> None:
         """The review project is gone from Label Studio: unlink it and its items' tasks (they are pushed again)."""
-        with self.store.session() as s, s.begin():
+        with self.db.session() as s:
             s.execute(delete(ReviewProject).where(ReviewProject.ls_project_id == ls_project_id))
             s.execute(
                 update(ReviewItem)
@@ -496,11 +313,39 @@ class ReviewStore:
                 .values(ls_project_id=None, ls_task_id=None)
             )
 
+    def merge_moderator_labels(self, project_id: int, examples: Iterable[Example]) -> list[Example]:
+        """``examples`` with moderator labels applied: a verdict replaces the annotator's choices of its control
+        for the same task (or, for a text with no task, any task whose control text is the same); verdicts on texts
+        no task has become examples of their own with ``task_id`` = minus the moderator label's id."""
+        with self.db.session() as s:
+            labels = s.scalars(select(ModeratorLabel).where(ModeratorLabel.project_id == project_id)).all()
+        out = list(examples)
+        if not labels:
+            return out
+        by_task = {m.task_id: m for m in labels if m.task_id is not None}
+        by_text = {(m.value_key, m.text): m for m in labels}
+        keys = {m.value_key for m in labels}
+        used: set[int] = set()
+        for i, ex in enumerate(out):
+            found = [m for m in (by_task.get(ex.task_id),) if m is not None]
+            texts = [(k, v) for k in keys if isinstance(v := ex.data.get(k), str)]
+            found += [m for kv in texts if (m := by_text.get(kv)) is not None and m not in found]
+            if found:
+                choices = dict(ex.choices)
+                for m in found:
+                    choices[m.control] = list(m.labels)
+                    used.add(m.id)
+                out[i] = Example(task_id=ex.task_id, data=ex.data, choices=choices)
+        for m in labels:
+            if m.id not in used:
+                out.append(Example(task_id=-m.id, data={m.value_key: m.text}, choices={m.control: list(m.labels)}))
+        return out
+
     # moderator labels ---------------------------------------------------------------------------------
     def put_moderator_label(self, item: ReviewItemRecord, labels: Sequence[str], moderator: str) -> int:
         """Store (or replace) the moderator's labels for the item's text; returns the label's id."""
         key = text_key(item.text)
-        with self.store.session() as s, s.begin():
+        with self.db.session() as s:
             row = s.scalar(
                 select(ModeratorLabel).where(
                     ModeratorLabel.project_id == item.project_id,
@@ -521,7 +366,7 @@ class ReviewStore:
 
     def moderator_labels(self, project_id: int) -> list[ModeratorLabelRecord]:
         """Every moderator label of a project, oldest first."""
-        with self.store.session() as s:
+        with self.db.session() as s:
             q = select(ModeratorLabel).where(ModeratorLabel.project_id == project_id).order_by(ModeratorLabel.id)
             return [
                 ModeratorLabelRecord(
@@ -545,12 +390,12 @@ class ReviewStore:
             {"project_id": project_id, "model_version": model_version, "kind": kind, "score": float(v)} for v in scores
         ]
         if rows:
-            with self.store.session() as s, s.begin():
+            with self.db.session() as s:
                 s.execute(insert(ServedScore), rows)
 
     def replace_scores(self, project_id: int, model_version: str, kind: str, scores: Sequence[float]) -> None:
         """Replace a version's scores of one kind (the reference window is written once per version)."""
-        with self.store.session() as s, s.begin():
+        with self.db.session() as s:
             s.execute(
                 delete(ServedScore).where(
                     ServedScore.project_id == project_id,
@@ -562,7 +407,7 @@ class ReviewStore:
 
     def scores(self, project_id: int, model_version: str, kind: str, *, newest: int) -> list[float]:
         """The ``newest`` most recent scores of a version and kind."""
-        with self.store.session() as s:
+        with self.db.session() as s:
             q = (
                 select(ServedScore.score)
                 .where(
@@ -577,7 +422,7 @@ class ReviewStore:
 
     def prune_served(self, project_id: int, model_version: str, *, keep: int) -> int:
         """Delete all but the newest ``keep`` served scores of a version; returns how many went."""
-        with self.store.session() as s, s.begin():
+        with self.db.session() as s:
             cutoff = s.scalar(
                 select(ServedScore.id)
                 .where(
