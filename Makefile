@@ -43,6 +43,7 @@ tools:
 lint: setup
 	$(BIN)/ruff check backend strategies tools tests docker
 	$(BIN)/ruff format --check backend strategies tools tests docker
+	$(BIN)/lint-imports
 
 typecheck: setup
 	$(BIN)/mypy

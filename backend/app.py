@@ -5,10 +5,11 @@ from __future__ import annotations
 from flask import Flask
 
 from backend import logging_setup
-from backend.api import auth, labelstudio, metrics, openapi, projects, review
+from backend.api import auth, labelstudio, metrics, openapi, projects
 from backend.api.http import register_error_handlers, register_id_bounds
+from backend.bootstrap import build, plugins
 from backend.config import Settings
-from backend.services import Services, build_services
+from backend.services import Services
 
 
 def create_app(settings: Settings | None = None, *, services: Services | None = None) -> Flask:
@@ -19,7 +20,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         services: pre-built services (tests share one loaded model this way).
     """
     settings = settings or (services.settings if services else Settings())
-    services = services or build_services(settings)
+    services = services or build(settings)
     app = Flask("tagloop", static_folder=None)  # no /static route: nothing is served from the disk
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
@@ -30,7 +31,9 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     openapi.init_app(app)
     app.register_blueprint(labelstudio.bp)
     app.register_blueprint(projects.bp)
-    app.register_blueprint(review.bp)
+    for plugin in plugins(settings):  # e.g. the review plug-in's /api/feedback and /api/projects/<id>/review
+        for blueprint in getattr(plugin, "blueprints", list)():
+            app.register_blueprint(blueprint)
     register_error_handlers(app)
     register_id_bounds(app)
     return app

@@ -45,11 +45,12 @@ def serve(
     threads: Annotated[int, typer.Option(help="Request threads of the WSGI server.")] = 8,
     data_dir: DataDir = None,
 ) -> None:
-    """Serve the ML backend (Label Studio connects to http://HOST:PORT) with the in-process trainer."""
-    from waitress import serve as waitress_serve
-
+    """Serve the ML backend (Label Studio connects to http://HOST:PORT); training runs in a worker process this
+    command supervises (TAGLOOP_WORKER=process, the default), in the web process (inprocess), or in `tagloop worker`
+    processes (redis). Ctrl-C / SIGTERM stops the server and its worker."""
     from backend.api.auth import check_bind
     from backend.app import create_app
+    from backend.runtime import serve as run_server
 
     settings = _settings(data_dir)
     try:
@@ -63,18 +64,18 @@ def serve(
     threading.Thread(target=services.models.served_base_encoder, name="warm-up", daemon=True).start()  # ONNX
     for project in services.store.projects.all():  # annotations made while tagloop was down
         if project.ls_url and project.ls_token and not project.detached:
-            services.request_training(project.id, "catchup", "start")
+            services.request_job(project.id, "catchup", "start")
     typer.echo(
         f"tagloop serving on http://{host}:{port} (data: {settings.data_dir.resolve()}, "
-        f"database: {settings.resolved_database_url.split('@')[-1]})"
+        f"database: {settings.resolved_database_url.split('@')[-1]}, worker: {settings.worker})"
     )
-    waitress_serve(flask_app, host=host, port=port, threads=threads, ident="tagloop")
+    run_server(flask_app, services, host=host, port=port, threads=threads)
 
 
 def _services(data_dir: Path | None) -> Services:
-    from backend.services import build_services
+    from backend.bootstrap import build
 
-    return build_services(_settings(data_dir), worker=False)
+    return build(_settings(data_dir), role="cli")
 
 
 def _require_project(services: Services, project: int) -> None:
@@ -171,29 +172,25 @@ def rollback(
 @app.command()
 def worker(
     data_dir: DataDir = None,
-    burst: Annotated[bool, typer.Option(help="Stop when the queue is empty (scripts and tests).")] = False,
+    burst: Annotated[bool, typer.Option(help="Stop when no job is queued or running (scripts and tests).")] = False,
+    supervised: Annotated[
+        bool, typer.Option(help="Started by `tagloop serve`: woken through stdin, stops when it closes.", hidden=True)
+    ] = False,
 ) -> None:
-    """Run training jobs dispatched through Redis with RQ (scaled-out mode; the store is TAGLOOP_DATABASE_URL)."""
-    from backend.services import build_services
-    from backend.training.priority import lower_priority
-    from backend.training.rq_worker import queue_name, run_worker
+    """Run jobs from the database queue: one thread per lane (fast: heads, pushes, catch-ups, review; slow: SetFit or
+    transformer training). Woken through Redis with TAGLOOP_WORKER=redis (scaled out), else it polls."""
+    from backend.runtime import run_worker
     from backend.training.setfit_training import preload_libraries
 
     settings = _settings(data_dir)
     _logging(settings)
-    priority = lower_priority(settings.training_priority, whole_process=True)  # threads started later inherit it
     loaded_s = preload_libraries()
-    services = build_services(settings, worker=False)
     where = settings.resolved_database_url.split("@")[-1]
-    queue = queue_name(settings.resolved_database_url)
-    typer.echo(
-        f"tagloop worker: RQ queue {queue!r} on {settings.redis_url.split('@')[-1]}, store {where}, "
-        f"CPU priority {priority}, training libraries loaded in {loaded_s:.1f} s"
-    )
-    try:
-        run_worker(services, burst=burst)
-    finally:
-        services.close()
+    wake = "the web process" if supervised else "Redis" if settings.worker == "redis" else "polling"
+    typer.echo(f"tagloop worker: store {where}, woken by {wake}, training libraries loaded in {loaded_s:.1f} s")
+    code = run_worker(settings, supervised=supervised, burst=burst)
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()
@@ -288,9 +285,19 @@ def report(
             result = simulation_report(simulation, out)
             sections = result["strategies"]
         else:
-            terms = read_terms(slice_terms) if slice_terms is not None else None
-            result = project_report(_services(data_dir), int(project or 0), out, slice_terms=terms)
+            services = _services(data_dir)
+            pid = int(project or 0)
+            extra = {}
+            if slice_terms is not None:
+                from backend.review.audit import slice_audit
+
+                terms = read_terms(slice_terms)
+                extra["slices"] = lambda: slice_audit(services, pid, terms)
+            result = project_report(services, pid, out, sections=extra)
             sections = result["controls"]
+            stop = result["insights"]["stopping"]["recommendation"]
+            accepted = result["insights"]["acceptance"]["last_100"]
+            typer.echo(f"suggestions accepted (last 100): {accepted}; {stop}")
             _echo_slices(result.get("slices"))
     except TagloopError as exc:
         typer.secho(f"error: {exc.reason}", fg="red", err=True)
@@ -396,12 +403,14 @@ def review_sync(
 ) -> None:
     """Run the review job now, in this process: low-confidence scan, scoring of reported items, and the mirror of
     the queues into Label Studio (verdicts read back, new items pushed)."""
-    from backend.training.jobs import REVIEW, train_project
+    from backend.labelstudio.label_config import parse_label_config
+    from backend.review.job import run_review_job
 
     services = _services(data_dir)
     _require_project(services, project)
     try:
-        typer.echo(train_project(services, project, REVIEW))
+        spec = parse_label_config(services.store.projects.get(project).label_config)  # type: ignore[union-attr]
+        typer.echo(json.dumps(run_review_job(services, project, spec)))
     except (TagloopError, LookupError, ValueError) as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)
         raise typer.Exit(1) from None

@@ -14,7 +14,7 @@ from backend.errors import SettingsError
 
 PREFIX = "TAGLOOP_"
 MODEL_KINDS = ("setfit",)
-WORKERS = ("inprocess", "redis")
+WORKERS = ("process", "inprocess", "redis")
 PRIORITIES = ("idle", "low", "normal")
 """``training_priority`` values (``backend.training.priority``)."""
 SLOW_TIERS = ("setfit", "transformer")
@@ -56,8 +56,11 @@ class Settings:
     prior_strength: float = 20.0
     """How many labels the zero-shot prior counts for: with n labels, the fitted head's blend weight is at most
     n / (n + prior_strength) (0: no cap; see ``backend.training.evaluation``)."""
-    worker: str = "inprocess"
-    """inprocess: a training thread in the web process; redis: `tagloop worker` processes, woken via Redis."""
+    worker: str = "process"
+    """process: `tagloop serve` supervises one worker process (woken through a pipe); inprocess: worker threads in the
+    web process; redis: `tagloop worker` processes woken through Redis (scaled out)."""
+    plugins: str = "review"
+    """Comma-separated optional features to install (``review``: moderation review queues); empty: none."""
     redis_url: str = "redis://127.0.0.1:6379/0"
     training_priority: str = "idle"
     """CPU priority of training threads and `tagloop worker` processes: idle (SCHED_IDLE: serving always comes
@@ -81,6 +84,9 @@ class Settings:
     """Least time between two catch-ups of a project from Label Studio's API (triggered by /setup and start)."""
     push_top_k: int = 200
     """Predictions pushed to Label Studio per promoted version (the head of the annotator queue)."""
+    push_interval_s: float = 10.0
+    """Least time between two pushes of a project's queue to Label Studio: versions trained meanwhile join one
+    queued push (each push is a few seconds of writes in Label Studio's database, see ``labelstudio.client``)."""
     push_pool_limit: int = 20_000
     """Unlabeled tasks scored per push."""
     push_protect_head: int = 3
@@ -105,6 +111,19 @@ class Settings:
     ls_venv: str = ""
     """Label Studio's own venv for ``tagloop demo`` (installed there when absent); empty means ``.ls-venv``."""
     seed: int = 42
+    serve_cpus: str = ""
+    """CPUs of the web process (a list like ``0-1``); empty: automatic (half the cores when there are more than 2,
+    else no pinning). See ``backend.placement``."""
+    train_cpus: str = ""
+    """CPUs of the worker process(es); empty: automatic (the other cores when there are more than 2)."""
+    device: str = "auto"
+    """Where training runs: auto (a visible CUDA device, else the CPU), cpu or cuda. Serving stays on the CPU."""
+    slow_tier_budget_s: float = 180.0
+    """A slow-tier (SetFit) version should land this many seconds after its job starts: its contrastive steps stop
+    when the budget, less the time kept for heads, saving and the ONNX export, is spent (0: no budget, the step cap
+    alone). The next version resumes from the last fine-tuned body instead of starting over."""
+    slow_tier_reserve_s: float = 60.0
+    """Of ``slow_tier_budget_s``, the seconds kept for what follows the steps (heads, saving, export and parity)."""
 
     # --- slow tier: full fine-tuning of a transformer checkpoint (issue #4/#7) ---
     slow_tier: str = "setfit"
@@ -214,6 +233,13 @@ class Settings:
             )
         if self.worker not in WORKERS:
             raise SettingsError(f"worker: got {self.worker!r}, expected one of {list(WORKERS)}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise SettingsError(f"device: got {self.device!r}, expected one of ['auto', 'cpu', 'cuda']")
+        for name in ("slow_tier_budget_s", "slow_tier_reserve_s"):
+            if getattr(self, name) < 0:
+                raise SettingsError(f"{name}: got {getattr(self, name)}, expected a number >= 0")
+        if self.push_interval_s < 0:
+            raise SettingsError(f"push_interval_s: got {self.push_interval_s}, expected a number >= 0")
         for name in ("worker_poll_s", "job_stale_s", "job_backoff_s", "ls_detach_after_s"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{name}: got {getattr(self, name)}, expected a number > 0")

@@ -10,7 +10,7 @@ with ``progress.png``.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +30,11 @@ BINS = 10
 
 
 def project_report(
-    services: Services, project_id: int, out: Path, *, slice_terms: Sequence[str] | None = None
+    services: Services, project_id: int, out: Path, *, sections: Mapping[str, Callable[[], Any]] | None = None
 ) -> dict[str, Any]:
-    """Write ``report.json``, ``confusion_<control>.png`` and ``calibration_<control>.png`` under ``out``; with
-    ``slice_terms``, also a slice audit (per-term FP/FN rates of the flag decision, ``backend.review.audit``)."""
+    """Write ``report.json``, ``confusion_<control>.png``, ``calibration_<control>.png`` and ``progress.png`` under
+    ``out``. ``sections``: extra entries of ``report.json`` computed by the caller (e.g. the review plug-in's slice
+    audit)."""
     project = services.store.projects.get(project_id)
     if project is None:
         raise NotFound(f"project {project_id} is not known to tagloop")
@@ -62,10 +63,8 @@ def project_report(
     ]
     report["insights"] = insights(services.store, project_id, services.settings)
     _plot_progress(services.store.annotations.acceptance_rows(project_id), report["insights"], out / "progress.png")
-    if slice_terms:
-        from backend.review.audit import slice_audit
-
-        report["slices"] = slice_audit(services, project_id, slice_terms)
+    for name, section in (sections or {}).items():
+        report[name] = section()
     (out / "report.json").write_text(json.dumps(report, indent=2))
     return report
 

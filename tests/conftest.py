@@ -69,15 +69,16 @@ def settings(tmp_path: Path) -> Settings:
         job_backoff_s=0.05,
         worker_poll_s=0.2,
         serve_precision="torch",
+        worker="inprocess",
     )
 
 
 @pytest.fixture
 def services(settings: Settings, encoder: Encoder) -> Iterator[object]:
     """Services sharing the session's loaded body."""
-    from backend.services import build_services
+    from backend.bootstrap import build
 
-    built = build_services(settings, base_encoder=encoder)
+    built = build(settings, base_encoder=encoder)
     yield built
     built.close()
 

@@ -6,13 +6,20 @@ import json
 import logging
 from typing import Any
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from backend.errors import NotFound, PayloadTooLarge, RequestError, TagloopError
+from backend.services import Services
 
 log = logging.getLogger(__name__)
 MAX_URL_ID = 2**63 - 1
+
+
+def get_services() -> Services:
+    """The services of the current Flask app (``create_app`` hangs them on ``app.extensions["tagloop"]``)."""
+    services: Services = current_app.extensions["tagloop"]
+    return services
 
 
 def json_body() -> Any:

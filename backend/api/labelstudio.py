@@ -6,7 +6,7 @@ import logging
 
 from flask import Blueprint, Response, jsonify
 
-from backend.api.http import json_body
+from backend.api.http import get_services, json_body
 from backend.errors import RequestError
 from backend.labelstudio.events import handle_event, project_for, register
 from backend.labelstudio.payloads import (
@@ -18,8 +18,6 @@ from backend.labelstudio.payloads import (
 )
 from backend.labelstudio.predictions import prediction, served_summary
 from backend.ranking import certainty, strategy_name
-from backend.review.routing import served_scores
-from backend.services import get_services
 from strategies import describe
 
 log = logging.getLogger(__name__)
@@ -85,12 +83,14 @@ def predict() -> Response:
         for row in range(len(req.tasks))
     ]
     if project.id > 0:  # written behind the response: bookkeeping, not acknowledged data
+        hooks = services.hooks.prediction_served  # e.g. moderation: the scores PSI compares
+        psi_scores = [x for hook in hooks for x in hook(services, project, spec, probas, model.version)]
         services.served.add(
             project.id,
             tasks={t.id: t.data for t in req.tasks if t.id is not None},
             predictions={t.id: served_summary(r) for t, r in zip(req.tasks, results, strict=True) if t.id},
             version=model.version,
-            scores=served_scores(services, spec, probas),  # for PSI against the reference window
+            scores=psi_scores,
         )
     return jsonify({"results": results, "model_version": model.version})
 

@@ -10,8 +10,8 @@ Two kinds of metrics:
   ``tagloop_training_duration_seconds{tier}`` (histogram of finished jobs' last attempt),
   ``tagloop_training_failed_attempts_total{tier}``, ``tagloop_model_info{project, version, tier}`` (the served
   version), ``tagloop_model_train_examples{project}``, ``tagloop_annotations{project, state}``,
-  ``tagloop_tasks{project}``, ``tagloop_review_queue_items{project, queue, state}`` (when the review tables
-  exist), ``tagloop_psi{project, version}`` (from the review package's hook, see ``psi_families``) and
+  ``tagloop_tasks{project}``, the plug-ins' families (``Hooks.metric_families``: the review plug-in's
+  ``tagloop_review_queue_items{project, queue, state}`` and ``tagloop_psi{project, version}``) and
   ``tagloop_suggestion_acceptance{project}``, ``tagloop_stop_kappa{project}``, ``tagloop_overall_uncertainty{project}``,
   ``tagloop_project_detached{project}`` (``backend.insights``) and
   ``tagloop_store_up`` (0 when the database could not be read; the other store families are then absent).
@@ -19,7 +19,6 @@ Two kinds of metrics:
 
 from __future__ import annotations
 
-import importlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -31,9 +30,10 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
-from sqlalchemy import Float, case, column, func, inspect, select, table
+from sqlalchemy import Float, case, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from backend.jobs.kinds import JobKind
 from backend.services import Services
 from backend.store import models as orm
 
@@ -41,10 +41,8 @@ log = logging.getLogger(__name__)
 EXTENSION = "tagloop.metrics"
 REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 TRAINING_BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
-JOB_TIERS = ("fast", "setfit", "transformer", "push", "catchup")
+JOB_TIERS = tuple(k.value for k in JobKind)
 ACTIVE_STATES = ("queued", "running")
-PSI_HOOK = "backend.review.metrics"
-"""Module whose ``psi_values(services) -> Iterable[(project_id, model_version, psi)]`` feeds ``tagloop_psi``."""
 
 FamilySource = Callable[[Services], Iterable[Metric]]
 
@@ -71,7 +69,7 @@ def init_app(app: Flask, services: Services, *, extra_sources: Iterable[FamilySo
         registry=registry,
     )
     ProcessCollector(registry=registry)
-    registry.register(StoreCollector(services, (psi_families, *extra_sources)))
+    registry.register(StoreCollector(services, tuple(extra_sources)))
     metrics = AppMetrics(registry, request_seconds)
     app.extensions[EXTENSION] = metrics
 
@@ -112,7 +110,9 @@ class StoreCollector(Collector):
         up = GaugeMetricFamily("tagloop_store_up", "1 if the store could be read for this scrape, else 0.")
         try:
             families = [*job_families(self.services), *model_families(self.services), *label_families(self.services)]
-            families += review_queue_families(self.services) + insight_families(self.services)
+            families += insight_families(self.services)
+            for hook in self.services.hooks.metric_families:  # plug-ins: PSI and review queues
+                families += list(hook(self.services))
         except SQLAlchemyError as exc:
             log.warning("metrics: the store could not be read: %s", type(exc).__name__)
             up.add_metric([], 0.0)
@@ -130,7 +130,7 @@ class StoreCollector(Collector):
 
 def job_families(services: Services) -> list[Metric]:
     """Queue depth and totals by (tier, state), training durations and failed attempts by tier."""
-    job = orm.TrainingJob
+    job = orm.Job
     jobs = GaugeMetricFamily(
         "tagloop_training_jobs",
         "Training jobs by tier and state (queued + running = queue depth).",
@@ -139,15 +139,15 @@ def job_families(services: Services) -> list[Metric]:
     with services.store.session() as s:
         counts = {
             (t, st): n
-            for t, st, n in s.execute(select(job.tier, job.state, func.count()).group_by(job.tier, job.state))
+            for t, st, n in s.execute(select(job.kind, job.state, func.count()).group_by(job.kind, job.state))
         }
-        failed = dict(s.execute(select(job.tier, func.sum(job.attempts)).group_by(job.tier)).all())
+        failed: dict[str, int] = dict(s.execute(select(job.kind, func.sum(job.attempts)).group_by(job.kind)).all())
         duration = (job.finished_at - job.started_at).cast(Float)
         buckets = [func.sum(case((duration <= b, 1), else_=0)) for b in TRAINING_BUCKETS]
         rows = s.execute(
-            select(job.tier, func.count(), func.sum(duration), *buckets)
+            select(job.kind, func.count(), func.sum(duration), *buckets)
             .where(job.state == "done", job.started_at.is_not(None), job.finished_at.is_not(None))
-            .group_by(job.tier)
+            .group_by(job.kind)
         ).all()
     for tier in JOB_TIERS:
         for state in ACTIVE_STATES:
@@ -249,49 +249,3 @@ def insight_families(services: Services) -> list[Metric]:
         if found["stopping"].get("overall_uncertainty") is not None:
             uncertainty.add_metric(pid, float(found["stopping"]["overall_uncertainty"]))
     return [accepted, kappa, uncertainty, detached]
-
-
-def review_queue_families(services: Services) -> list[Metric]:
-    """Review items by (project, queue, state); nothing while the ``review_items`` table does not exist."""
-    if not inspect(services.store.engine).has_table("review_items"):
-        return []
-    items = table("review_items", column("project_id"), column("queue"), column("state"))
-    with services.store.session() as s:
-        rows = s.execute(
-            select(items.c.project_id, items.c.queue, items.c.state, func.count()).group_by(
-                items.c.project_id, items.c.queue, items.c.state
-            )
-        ).all()
-    family = GaugeMetricFamily(
-        "tagloop_review_queue_items",
-        "Moderation review items by project, queue and state.",
-        labels=["project", "queue", "state"],
-    )
-    for pid, queue, state, n in rows:
-        family.add_metric([str(pid), str(queue), str(state)], float(n))
-    return [family]
-
-
-def psi_families(services: Services) -> list[Metric]:
-    """``tagloop_psi{project, version}`` from ``backend.review.metrics.psi_values(services)``, if it exists.
-
-    The review package fills it in: it yields ``(project_id, model_version, psi)`` for the versions whose served
-    scores have a reference window. Until that module exists the family is absent.
-    """
-    try:
-        hook = importlib.import_module(PSI_HOOK)
-    except ModuleNotFoundError as exc:
-        if exc.name is not None and PSI_HOOK.startswith(exc.name):
-            return []  # not written yet
-        raise
-    psi_values = getattr(hook, "psi_values", None)
-    if psi_values is None:
-        return []
-    family = GaugeMetricFamily(
-        "tagloop_psi",
-        "Population stability index of served scores vs the version's reference.",
-        labels=["project", "version"],
-    )
-    for pid, version, value in psi_values(services):
-        family.add_metric([str(pid), str(version)], float(value))
-    return [family]

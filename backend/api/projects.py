@@ -7,18 +7,17 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from backend.api.http import json_body
+from backend.api.http import get_services, json_body
 from backend.errors import NotFound, RequestError, UnprocessableRequest
 from backend.insights import insights
+from backend.jobs.kinds import TRAINING_KINDS, JobKind, parse_kind
 from backend.labelstudio.label_config import parse_label_config
 from backend.ranking import strategy_name
-from backend.review.status import review_summary
-from backend.services import Services, get_services
+from backend.services import Services
 from backend.store.records import ModelVersionRecord
 from strategies import REGISTRY, StrategyError, get_strategy
 
 bp = Blueprint("projects", __name__, url_prefix="/api/projects")
-TIERS = ("fast", "setfit", "transformer")
 
 
 @bp.get("/<int:project_id>")
@@ -38,7 +37,7 @@ def project_status(services: Services, project_id: int) -> dict[str, Any]:
     served = services.models.served_version(project, spec)
     versions = services.store.versions.of_project(project_id)
     current = next((v for v in versions if v.name == served), None)
-    last = {tier: services.jobs.latest(project_id, tier) for tier in (*TIERS, "push", "catchup")}
+    last = {kind.value: services.jobs.latest(project_id, kind) for kind in JobKind}
     errors = [j for j in last.values() if j is not None and j.error]
     return {
         "project": project_id,
@@ -60,7 +59,7 @@ def project_status(services: Services, project_id: int) -> dict[str, Any]:
             "failing_since": project.ls_failing_since,
         },
         **insights(services.store, project_id, services.settings),  # acceptance, stopping criteria
-        "review": review_summary(services, project_id),  # queue sizes, throughput, thresholds, PSI
+        **{k: v for hook in services.hooks.project_status for k, v in hook(services, project_id).items()},
     }
 
 
@@ -69,12 +68,10 @@ def train(project_id: int) -> tuple[Response, int]:
     """Queue a training of the project in the background (``?tier=fast|setfit|transformer``, default: the
     ``slow_tier`` setting)."""
     services = get_services()
-    tier = request.args.get("tier", services.settings.slow_tier)
-    if tier not in TIERS:
-        raise UnprocessableRequest(f"tier: got {tier!r}, expected one of {list(TIERS)}")
+    tier = parse_kind(request.args.get("tier", services.settings.slow_tier), TRAINING_KINDS).value
     if services.store.projects.get(project_id) is None:
         raise NotFound(f"project {project_id} is not known to tagloop")
-    return jsonify({"status": services.request_training(project_id, tier, "API request"), "tier": tier}), 202
+    return jsonify({"status": services.request_job(project_id, tier, "API request"), "tier": tier}), 202
 
 
 @bp.post("/<int:project_id>/rollback")
@@ -96,7 +93,7 @@ def rollback_to(services: Services, project_id: int, version: str) -> dict[str, 
     if version not in kept:
         raise UnprocessableRequest(f"version: got {version!r}, expected one of the kept versions {sorted(kept)}")
     services.store.projects.set_current_version(project_id, version)
-    services.request_training(project_id, "push", f"rollback to {version}")
+    services.request_job(project_id, "push", f"rollback to {version}")
     return {"project": project_id, "model_version": version, "previous": project.current_version}
 
 
@@ -161,7 +158,7 @@ def set_strategy(services: Services, project_id: int, name: str) -> dict[str, An
         except StrategyError as exc:
             raise UnprocessableRequest(f"strategy: {exc}") from None
     services.store.projects.set_strategy(project_id, name)
-    services.request_training(project_id, "push", f"strategy set to {name or 'default'}")
+    services.request_job(project_id, "push", f"strategy set to {name or 'default'}")
     return strategy_json(services, project_id)
 
 

@@ -1,5 +1,6 @@
-"""Catch-up: read back from Label Studio's API the annotations tagloop missed (it was down, or connected
-late), incrementally by task ``updated_at`` from the project's watermark."""
+"""Catch-up: read back from Label Studio's API the tasks and annotations tagloop missed (it was down, connected
+late, or Label Studio dropped a webhook), incrementally by task ``updated_at`` from the project's watermark, in
+short reads that do not hold Label Studio's database against the annotators (``client``)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from backend.errors import RequestError
-from backend.labelstudio.client import LabelStudioClient
+from backend.labelstudio.client import PAGE, LabelStudioClient
 from backend.labelstudio.label_config import LabelSpec
 from backend.labelstudio.payloads import WebhookEvent, annotation_record
 from backend.store.sql_store import SqlStore
@@ -29,15 +30,48 @@ class CatchUpResult:
 
 
 def catch_up(store: SqlStore, project_id: int, spec: LabelSpec, client: LabelStudioClient) -> CatchUpResult:
-    """Upsert every annotation of tasks updated since the watermark; annotations gone from LS are deleted."""
+    """Store the data of every task updated since the watermark (the pool tagloop ranks) and upsert the annotations
+    of those that have any, or that tagloop holds live annotations of (an annotation gone from LS is deleted).
+
+    Two kinds of short read (``client``): ``task_only`` pages of the changed tasks, then their annotations for the
+    ones that need them; the watermark advances page by page, so an interrupted catch-up resumes where it stopped.
+    """
     project = store.projects.get(project_id)
     watermark = project.synced_at if project else ""
-    since = _minus_a_second(watermark)
     tasks = changed = deleted = 0
     newest = watermark
-    for task in client.tasks_updated_since(project_id, since):
-        tasks += 1
-        store.tasks.upsert(project_id, [(int(task["id"]), dict(task.get("data") or {}))])
+    page: list[dict[str, Any]] = []
+    for task in client.tasks_updated_since(project_id, _minus_a_second(watermark)):
+        page.append(task)
+        if len(page) == PAGE:
+            found = _apply(store, project_id, spec, client, page)
+            tasks, changed, deleted = tasks + len(page), changed + found[0], deleted + found[1]
+            newest = max(newest, *(str(t.get("updated_at") or "") for t in page))
+            store.projects.set_synced_at(project_id, newest)
+            page = []
+    if page:
+        found = _apply(store, project_id, spec, client, page)
+        tasks, changed, deleted = tasks + len(page), changed + found[0], deleted + found[1]
+        newest = max(newest, *(str(t.get("updated_at") or "") for t in page))
+    store.projects.set_synced_at(project_id, newest)
+    return CatchUpResult(tasks, changed, deleted, newest)
+
+
+def _apply(
+    store: SqlStore, project_id: int, spec: LabelSpec, client: LabelStudioClient, page: list[dict[str, Any]]
+) -> tuple[int, int]:
+    """One page of changed tasks: store their data, then fetch and apply the annotations of those that need it;
+    returns (annotations changed, annotations deleted)."""
+    store.tasks.upsert(project_id, [(int(t["id"]), dict(t.get("data") or {})) for t in page])
+    ids = [int(t["id"]) for t in page]
+    held = {a.task_id for t in ids for a in store.annotations.of_task(project_id, t) if not a.deleted}
+    wanted = [
+        int(t["id"])
+        for t in page
+        if int(t.get("total_annotations") or 0) + int(t.get("cancelled_annotations") or 0) > 0 or int(t["id"]) in held
+    ]
+    changed = deleted = 0
+    for task in client.tasks_with_annotations(project_id, wanted) if wanted else ():
         seen = set()
         for ann in task.get("annotations") or []:
             seen.add(int(ann["id"]))
@@ -49,9 +83,7 @@ def catch_up(store: SqlStore, project_id: int, spec: LabelSpec, client: LabelStu
             if a.id not in seen and not a.deleted and _older(a.ls_updated_at or a.ls_created_at, snapshot)
         ]
         deleted += store.annotations.mark_deleted(project_id, gone)
-        newest = max(newest, str(task.get("updated_at") or ""))
-    store.projects.set_synced_at(project_id, newest)
-    return CatchUpResult(tasks, changed, deleted, newest)
+    return changed, deleted
 
 
 def _older(annotation_time: str, snapshot: str) -> bool:

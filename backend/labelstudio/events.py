@@ -14,8 +14,6 @@ from typing import Any
 from backend.errors import RequestError, UnprocessableRequest
 from backend.labelstudio.label_config import LabelSpec, parse_label_config
 from backend.labelstudio.payloads import WebhookEvent, annotation_record
-from backend.review.routing import route_annotation
-from backend.review.verdicts import handle_review_event, review_project_of
 from backend.services import Services
 from backend.store.records import AnnotationRecord, ProjectRecord
 from backend.training.policy import should_train
@@ -24,8 +22,9 @@ from backend.training.policy import should_train
 def handle_event(services: Services, event: WebhookEvent) -> dict[str, Any]:
     """Apply one event; returns the JSON answer. The caller flushes ``services.served`` first (routing reads what
     /predict recorded) and wraps this in ``store.unit_of_work()``."""
-    if (review_project := review_project_of(services, event)) is not None:  # a moderator's verdict
-        return handle_review_event(services, event, review_project)
+    for claim in services.hooks.event_received:  # e.g. a moderator's verdict from a review project
+        if (claimed := claim(services, event)) is not None:
+            return claimed
     store = services.store
     if event.action in ("ANNOTATION_CREATED", "ANNOTATION_UPDATED"):
         project, spec = project_for(services, event.project_id, event.label_config)
@@ -35,9 +34,10 @@ def handle_event(services: Services, event: WebhookEvent) -> dict[str, Any]:
             raise UnprocessableRequest(f"task {record.task_id}: the event has no task data and tagloop never saw it")
         record = with_suggestion(services, spec, record)
         changed = store.annotations.upsert(record, task_data=data if isinstance(data, dict) else None)
-        routed = route_annotation(services, project, spec, record) if changed else None  # FP/FN review queues
-        training = maybe_train(services, project)
-        return {"status": "stored", "changed": changed, "training": training, "review": routed}
+        answer: dict[str, Any] = {"status": "stored", "changed": changed, "training": maybe_train(services, project)}
+        for name, stored in services.hooks.annotation_stored:  # e.g. moderation: FP/FN review queues
+            answer[name] = stored(services, project, spec, record) if changed else None
+        return answer
     if event.action == "ANNOTATIONS_DELETED":
         if event.project_id is None:
             raise RequestError("ANNOTATIONS_DELETED: 'project' with an id is required")
@@ -50,7 +50,7 @@ def handle_event(services: Services, event: WebhookEvent) -> dict[str, Any]:
             raise RequestError("START_TRAINING: 'project' with an id is required")
         project, _ = project_for(services, event.project_id, event.label_config)
         slow = services.settings.slow_tier
-        return {"status": services.request_training(project.id, slow, "START_TRAINING"), "tier": slow}
+        return {"status": services.request_job(project.id, slow, "START_TRAINING"), "tier": slow}
     return {"status": "ignored", "note": f"event {event.action!r} is not used by tagloop"}
 
 
@@ -77,12 +77,12 @@ def maybe_train(services: Services, project: ProjectRecord) -> dict[str, str] | 
         return None
     queued: dict[str, str] = {}
     if settings.fast_tier:
-        queued["fast"] = services.request_training(project.id, "fast", "new label")
+        queued["fast"] = services.request_job(project.id, "fast", "new label")
     slow = services.store.versions.latest(project.id, settings.slow_tier)
     trained_on = slow.n_train if slow else 0
     if should_train(usable, trained_on, train_every=settings.train_every, min_labels=settings.min_labels_to_train):
         reason = f"{usable - trained_on} new labels"
-        queued[settings.slow_tier] = services.request_training(project.id, settings.slow_tier, reason)
+        queued[settings.slow_tier] = services.request_job(project.id, settings.slow_tier, reason)
     return queued or None
 
 

@@ -35,12 +35,12 @@ class Encoder:
         self._lock = threading.Lock()
 
     @classmethod
-    def load(cls, path: Path, *, max_seq_length: int = 128, batch_size: int = 32) -> Encoder:
-        """Load a sentence-transformers directory on the CPU."""
+    def load(cls, path: Path, *, max_seq_length: int = 128, batch_size: int = 32, device: str = "cpu") -> Encoder:
+        """Load a sentence-transformers directory on ``device`` (``cpu`` or ``cuda``, see ``models.device``)."""
         offline()
         from sentence_transformers import SentenceTransformer
 
-        body = SentenceTransformer(str(path), device="cpu")
+        body = SentenceTransformer(str(path), device=device)
         body.max_seq_length = max_seq_length
         return cls(body, source=str(Path(path).resolve()), batch_size=batch_size)
 

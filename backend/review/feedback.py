@@ -129,7 +129,7 @@ def submit_feedback(services: Services, body: Any) -> tuple[dict[str, Any], int]
             )
         existing, created = reviews.add_external(_item(report, route.queue, route.reason))
         if created:
-            services.request_training(report.project_id, REVIEW, f"feedback {report.external_id}")
+            services.request_job(report.project_id, REVIEW, f"feedback {report.external_id}")
             return {"status": "queued", "item": existing.as_json()}, 201
     if not _same(existing, report):
         raise IdempotencyConflict(

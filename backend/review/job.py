@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import base64
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from backend.errors import RequestError
+from backend.labelstudio.jobs import client_for
 from backend.labelstudio.label_config import LabelSpec
 from backend.review.labelstudio import ReviewProjects
 from backend.review.moderation import moderation_control
@@ -30,22 +31,24 @@ PUSH_LIMIT = 200
 """Items pushed to a review project per run (the head of the queue; the rest follow in later runs)."""
 
 
-def run_review_job(services: Services, project_id: int, spec: LabelSpec) -> str:
-    """One pass of the review loop for a project; returns a summary for the job record."""
+def run_review_job(services: Services, project_id: int, spec: LabelSpec) -> dict[str, Any]:
+    """One pass of the review loop for a project; returns the job's result."""
     project = services.store.projects.get(project_id)
     control = moderation_control(spec, services.settings.harmful_label_set)
     if project is None or control is None:
-        return "review: project not moderated"
+        return {"skipped": "project not moderated"}
+    services.served.flush()  # the scans read what /predict recorded
     version = services.models.served_version(project, spec)
     low = scan_low_confidence(services, project, spec, version)
     missed = scan_disagreements(services, project, spec)
     scored = score_reported(services, project, spec)
     review_store(services).prune_served(project_id, version, keep=services.settings.psi_window * KEEP_SERVED_WINDOWS)
-    synced = sync_label_studio(services, project, spec)
-    return (
-        f"review: {low} low-confidence items, {missed} FP/FN items from labeled tasks, "
-        f"{scored} reported items scored, {synced}"
-    )
+    return {
+        "low_confidence_items": low,
+        "disagreement_items": missed,
+        "reported_items_scored": scored,
+        "label_studio": sync_label_studio(services, project, spec),
+    }
 
 
 def score_reported(services: Services, project: ProjectRecord, spec: LabelSpec) -> int:
@@ -59,7 +62,7 @@ def score_reported(services: Services, project: ProjectRecord, spec: LabelSpec) 
     if mod is None:
         return 0
     texts = [i.text for i in todo]
-    proba = model.predict({mod.control.name: texts})[mod.control.name]
+    proba = services.models.predict(model, {mod.control.name: texts}).probas[mod.control.name]
     for item, row in zip(todo, proba, strict=True):
         by_label = mod.row(row)
         route = route_disagreement(mod, mod.flags(by_label), list(item.human), by_label)
@@ -71,12 +74,9 @@ def score_reported(services: Services, project: ProjectRecord, spec: LabelSpec) 
 
 
 def label_studio(services: Services, project: ProjectRecord) -> LabelStudio | None:
-    """An SDK client for the project's Label Studio (settings first, then what /setup gave), or None."""
-    from label_studio_sdk import LabelStudio
-
-    url = services.settings.label_studio_url or project.ls_url
-    token = services.settings.label_studio_token or project.ls_token
-    return LabelStudio(base_url=url, api_key=token, timeout=60.0) if url and token else None
+    """The SDK client of the project's Label Studio (``backend.labelstudio.jobs.client_for``), or None."""
+    client = client_for(services, project)
+    return client.sdk if client is not None else None
 
 
 def webhook_headers(services: Services) -> dict[str, str]:
@@ -88,12 +88,12 @@ def webhook_headers(services: Services) -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(pair).decode("ascii")}
 
 
-def sync_label_studio(services: Services, project: ProjectRecord, spec: LabelSpec) -> str:
+def sync_label_studio(services: Services, project: ProjectRecord, spec: LabelSpec) -> dict[str, Any]:
     """Read verdicts back, remove dismissed items' tasks, push new items, per queue."""
     sdk = label_studio(services, project)
     control = moderation_control(spec, services.settings.harmful_label_set)
     if sdk is None or control is None:
-        return "no Label Studio URL/token: queues not mirrored"
+        return {"skipped": "no Label Studio URL/token: queues not mirrored"}
     reviews = review_store(services)
     projects = ReviewProjects(sdk, reviews, webhook_headers=webhook_headers(services))
     verdicts = collect_verdicts(services, projects, project.id)
@@ -105,7 +105,7 @@ def sync_label_studio(services: Services, project: ProjectRecord, spec: LabelSpe
             target = projects.ensure(project.id, control, queue)
             ordered = order_items(pending, lambda i: i.margin, DEFAULT_ORDER[queue])
             pushed += projects.push(target, ordered[:PUSH_LIMIT])
-    return f"Label Studio: {pushed} pushed, {removed} removed, {verdicts} verdicts read back"
+    return {"pushed": pushed, "removed": removed, "verdicts_read_back": verdicts}
 
 
 def collect_verdicts(services: Services, projects: ReviewProjects, project_id: int) -> int:

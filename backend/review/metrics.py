@@ -1,11 +1,14 @@
-"""The review package's hook for ``GET /metrics`` (``backend.api.metrics.psi_families``): the PSI of each moderated
-project's served version, read from the store at scrape time (no model is loaded)."""
+"""The review plug-in's families for ``GET /metrics``, read from the store at scrape time (no model is loaded):
+``tagloop_psi{project, version}`` (PSI of each moderated project's served version) and
+``tagloop_review_queue_items{project, queue, state}``."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
 from sqlalchemy import inspect
 
 from backend.errors import UnsupportedLabelConfig
@@ -34,3 +37,25 @@ def psi_values(services: Services) -> Iterator[tuple[int, str, float]]:
         value = drift(services, project.id, version, bands)["psi"]
         if value is not None:
             yield project.id, version, float(value)
+
+
+def metric_families(services: Services) -> list[Metric]:
+    """PSI per moderated project and review items by (project, queue, state)."""
+    psi = GaugeMetricFamily(
+        "tagloop_psi",
+        "Population stability index of served scores vs the version's reference.",
+        labels=["project", "version"],
+    )
+    for pid, version, value in psi_values(services):
+        psi.add_metric([str(pid), str(version)], float(value))
+    items = GaugeMetricFamily(
+        "tagloop_review_queue_items",
+        "Moderation review items by project, queue and state.",
+        labels=["project", "queue", "state"],
+    )
+    for project in services.store.projects.all():
+        for queue, states in services.store.review.queue_counts(project.id, since=0.0).items():
+            for state, n in states.items():
+                if state != "resolved_recent":
+                    items.add_metric([str(project.id), str(queue), str(state)], float(n))
+    return [psi, items]

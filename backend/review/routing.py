@@ -112,7 +112,7 @@ def route_annotation(
     new = _disagreement(project.id, judged, route, text, human, record.task_id, "webhook")
     reason = f"{route.reason} (annotation {record.id})"
     item, created = reviews.upsert_open_item(replace(new, reason=reason, reporter=record.author))
-    services.request_training(project.id, REVIEW, f"{route.queue} item {item.id}")
+    services.request_job(project.id, REVIEW, f"{route.queue} item {item.id}")
     return {"queue": route.queue, "item": item.id, "created": created}
 
 

@@ -36,6 +36,7 @@ def review_summary(services: Services, project_id: int) -> dict[str, Any]:
     control = moderation_control(spec, named)
     if control is None:
         return {"project": project_id, "moderated": False, "queues": {}}
+    services.served.flush()  # the served scores PSI compares
     reviews = review_store(services)
     counts = reviews.queue_counts(project_id, since=time.time() - DAY)
     ls_projects = {p.queue: p.ls_project_id for p in reviews.review_projects(project_id)}

@@ -89,7 +89,7 @@ def review_metrics(services: Services, project_id: int, spec: LabelSpec, classif
         log.exception("project %s: review metrics of %s failed", project_id, classifier.version)
         return {"review": {"control": control.name, "error": f"{type(exc).__name__}: {exc}"}}
     review["seconds"] = round(time.perf_counter() - started, 3)
-    services.request_training(project_id, REVIEW, f"after training {classifier.version}")
+    services.request_job(project_id, REVIEW, f"after training {classifier.version}")
     return {"review": review}
 
 

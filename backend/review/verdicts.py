@@ -79,7 +79,7 @@ def apply_verdict(services: Services, item: ReviewItemRecord, labels: list[str],
     closed = reviews.resolve(item, labels, moderator)
     settings = services.settings
     tier = "fast" if settings.fast_tier else settings.slow_tier
-    training = services.request_training(item.project_id, tier, f"moderator verdict on review item {item.id}")
+    training = services.request_job(item.project_id, tier, f"moderator verdict on review item {item.id}")
     return {
         "status": "verdict",
         "item": item.id,

@@ -122,8 +122,10 @@ class AnnotationRepository:
             return list(latest.values())
 
     def count(self, project_id: int, *, usable: bool = False) -> int:
-        """How many annotations the project has stored (``usable``: not deleted, not cancelled)."""
-        q = select(func.count()).select_from(models.Annotation).where(models.Annotation.project_id == project_id)
+        """How many annotations the project has stored; ``usable``: how many *tasks* have a usable (not deleted, not
+        skipped) annotation (Label Studio may store a re-run submit twice: that is still one label)."""
+        what = func.count(models.Annotation.task_id.distinct()) if usable else func.count()
+        q = select(what).select_from(models.Annotation).where(models.Annotation.project_id == project_id)
         if usable:
             q = q.where(models.Annotation.deleted.is_(False), models.Annotation.was_cancelled.is_(False))
         with self.db.session() as s:

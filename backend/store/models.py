@@ -144,14 +144,20 @@ class Embedding(Base):
     vector: Mapped[bytes] = mapped_column(LargeBinary)
 
 
-class TrainingJob(Base):
-    """A background job and its life: queued → running → done | failed (retried with backoff)."""
+class Job(Base):
+    """A background job and its life: queued → running → done | failed (retried with backoff); see ``backend.jobs``."""
 
-    __tablename__ = "training_jobs"
+    __tablename__ = "jobs"
+    __table_args__ = (
+        Index("ix_jobs_state", "state", "run_after"),
+        Index("ix_jobs_project_kind", "project_id", "kind"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     project_id: Mapped[int] = _project_fk()
-    tier: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(16))
+    lane: Mapped[str] = mapped_column(String(8))
+    """``fast`` or ``slow``: a project runs at most one job per lane at a time."""
     state: Mapped[str] = mapped_column(String(16), default="queued")
     reason: Mapped[str] = mapped_column(String(200), default="")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -160,7 +166,8 @@ class TrainingJob(Base):
     progress: Mapped[float] = mapped_column(Float, default=0.0)
     message: Mapped[str] = mapped_column(String(200), default="")
     error: Mapped[str] = mapped_column(Text, default="")
-    version: Mapped[str] = mapped_column(String(120), default="")
+    result: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    """What the job produced, as data."""
     worker: Mapped[str] = mapped_column(String(120), default="")
     heartbeat_at: Mapped[float | None] = mapped_column(Float, default=None)
     created_at: Mapped[float] = mapped_column(Float, default=time.time)

@@ -1,4 +1,5 @@
-"""``train_project``: stored labels of a project → a new model version, promoted unless it is worse.
+"""``train_project``: stored labels of a project → a new model version, promoted unless it is worse; the
+``fast``, ``setfit`` and ``transformer`` job handlers (``register_jobs``).
 
 Three tiers share this path:
 - ``fast``: refit the heads on cached embeddings of the served body (about a second);
@@ -13,32 +14,40 @@ from __future__ import annotations
 
 import logging
 import shutil
-from collections.abc import Callable
+import time
 from pathlib import Path
 from typing import Any
 
-from backend.labelstudio.jobs import run_catch_up, run_push
+from backend.jobs.handlers import JobContext, JobHandlers, Pause, Progress, no_progress
+from backend.jobs.kinds import TRAINING_KINDS, JobKind
 from backend.labelstudio.label_config import LabelSpec, parse_label_config
 from backend.models.classifier import TextClassifier
+from backend.models.serving import split_source
 from backend.ranking import primary
 from backend.services import Services
 from backend.store.records import ModelVersionRecord
-from backend.training.dataset import ControlData, control_data, labeled_examples
+from backend.training.dataset import ControlData, control_data
 from backend.training.fitting import TrainResult, mean_cv_accuracy, served_cv_accuracy, train_fast
 from backend.training.retention import prune_versions
 from backend.training.setfit_training import train_setfit
 from backend.training.stopping import predict_stop_set
-from backend.training.yielding import Pause
 
 log = logging.getLogger(__name__)
-FAST, SLOW, TRANSFORMER, PUSH, CATCHUP, REVIEW = "fast", "setfit", "transformer", "push", "catchup", "review"
+FAST, SLOW, TRANSFORMER = JobKind.FAST.value, JobKind.SETFIT.value, JobKind.TRANSFORMER.value
 TRAINING_TIERS = (FAST, SLOW, TRANSFORMER)
-TIERS = (*TRAINING_TIERS, PUSH, CATCHUP, REVIEW)
-Progress = Callable[[float, str], None]
 
 
-def _no_progress(fraction: float, message: str) -> None:
-    """Default progress sink."""
+def register_jobs(handlers: JobHandlers) -> None:
+    """The training kinds' handlers."""
+    for kind in TRAINING_KINDS:
+        handlers.register(kind, _handler)
+
+
+def _handler(services: Services, context: JobContext) -> dict[str, Any]:
+    job = context.job
+    version = train_project(services, job.project_id, job.kind, progress=context.progress, pause=context.pause)
+    record = services.store.versions.get(version)
+    return {"version": version, "status": record.status if record else None}
 
 
 def train_project(
@@ -46,32 +55,20 @@ def train_project(
     project_id: int,
     tier: str = SLOW,
     *,
-    progress: Progress = _no_progress,
+    progress: Progress = no_progress,
     pause: Pause | None = None,
 ) -> str:
-    """Train a ``tier`` version on the project's usable labels, record it, publish it if it is not worse.
-
-    ``pause`` is called throughout a slow-tier training (``yielding.pause_points``): the worker passes a
-    ``YieldToServing``.
-
-    ``push`` trains nothing: it pushes the current version to Label Studio again (after a rollback).
-    """
-    if tier not in TIERS:
-        raise ValueError(f"tier: got {tier!r}, expected one of {list(TIERS)}")
+    """Train a ``tier`` version on the project's usable labels, record it, publish it if it is not worse; returns
+    the version's name. ``pause`` is called throughout a slow-tier training (``yielding.pause_points``)."""
+    if tier not in TRAINING_TIERS:
+        raise ValueError(f"tier: got {tier!r}, expected one of {list(TRAINING_TIERS)}")
     store, settings = services.store, services.settings
     project = store.projects.get(project_id)
     if project is None:
         raise LookupError(f"project {project_id} is unknown to tagloop; connect it from Label Studio first")
     spec = parse_label_config(project.label_config)
-    if tier == PUSH:
-        return run_push(services, project, spec)
-    if tier == CATCHUP:
-        return run_catch_up(services, project, spec)
-    if tier == REVIEW:  # moderation review: scan, score reports, mirror queues into Label Studio
-        from backend.review.job import run_review_job
-
-        return run_review_job(services, project_id, spec)
-    examples = labeled_examples(store, project_id)
+    started = time.monotonic()
+    examples = services.labeled_examples(project_id)
     data = control_data(spec, examples, max_chars=settings.max_text_chars)
     version = f"{project_id}-{tier}-{store.versions.count(project_id, tier) + 1}"
     log.info("training %s on %d labeled tasks", version, len(examples))
@@ -85,8 +82,11 @@ def train_project(
         base = Path(settings.transformer_model) if settings.transformer_model else services.models.base_path
         result = train_transformer(spec, data, base, settings, version, progress=progress, pause=pause)
     else:
-        base = services.models.base_path
-        result = train_setfit(spec, data, base, settings, version, progress=progress, pause=pause)
+        deadline = None
+        if settings.slow_tier_budget_s > 0:
+            deadline = started + max(10.0, settings.slow_tier_budget_s - settings.slow_tier_reserve_s)
+        base = resume_from(services, served)
+        result = train_setfit(spec, data, base, settings, version, progress=progress, pause=pause, deadline=deadline)
     path = settings.models_dir / str(project_id) / version
     if path.exists():
         shutil.rmtree(path)
@@ -97,9 +97,8 @@ def train_project(
     result.classifier.save(path, share_body=tier == FAST or distilled)
     services.models.prepare_serving(project_id, result.classifier)  # new body: ONNX export + parity (issue #7)
     status, guard = _guard(services, tier, spec, result, served, data)
-    from backend.review.training import review_metrics  # flag thresholds, label-error suspects, PSI reference
-
-    result.metrics.update(review_metrics(services, project_id, spec, result.classifier))
+    for hook in services.hooks.version_trained:  # e.g. moderation: flag thresholds, label-error suspects
+        result.metrics.update(hook(services, project, spec, result.classifier))
     classifier = result.classifier
     embed_new = lambda texts: services.embeddings.encode(classifier.encoder, texts)  # noqa: E731
     head = classifier.heads[primary(spec).name]
@@ -117,8 +116,27 @@ def train_project(
     prune_versions(store, project_id, settings.keep_versions)
     log.info("published %s (%.1f s, metrics %s)", version, result.seconds, result.metrics)
     if (project.ls_url or settings.label_studio_url) and not project.detached:
-        services.request_training(project_id, PUSH, f"{version} published")  # coalesced with queued pushes
+        request_push(services, project_id, f"{version} published")
     return version
+
+
+def resume_from(services: Services, served: TextClassifier) -> Path:
+    """The body a SetFit version starts from: the served version's body when it is a fine-tuned SetFit body (the
+    training resumes), else the base body."""
+    body, _ = split_source(served.encoder.source)
+    base = services.models.base_path
+    models_dir = services.settings.models_dir.resolve()
+    fine_tuned = body.is_dir() and body.resolve() != base.resolve() and models_dir in body.resolve().parents
+    sentence_transformer = (body / "modules.json").exists()
+    return body if fine_tuned and sentence_transformer else base
+
+
+def request_push(services: Services, project_id: int, reason: str) -> str:
+    """Queue a push of the served version, at most one per ``push_interval_s`` (a queued push is joined)."""
+    last = services.jobs.latest(project_id, JobKind.PUSH)
+    since = time.time() - (last.finished_at or last.created_at) if last is not None else float("inf")
+    delay = max(0.0, services.settings.push_interval_s - since)
+    return services.request_job(project_id, JobKind.PUSH, reason, delay_s=delay)
 
 
 def _distill(

@@ -18,6 +18,7 @@ from typing import Any
 from backend.config import Settings
 from backend.labelstudio.label_config import LabelSpec
 from backend.models.classifier import TextClassifier
+from backend.models.device import resolve_device
 from backend.models.encoder import Encoder, offline
 from backend.training.dataset import ControlData
 from backend.training.fitting import TrainResult, fit_heads, label_counts, primary_control
@@ -35,17 +36,27 @@ def train_setfit(
     *,
     progress: Callable[[float, str], None] | None = None,
     pause: Pause | None = None,
+    deadline: float | None = None,
 ) -> TrainResult:
     """Slow tier: fine-tune a copy of the body at ``base`` with SetFit, then fit a head per control. ``pause`` is
-    called at every layer's forward and backward pass (``yielding.pause_points``)."""
+    called at every layer's forward and backward pass (``yielding.pause_points``); the contrastive steps stop at
+    ``deadline`` (``time.monotonic()``) if it comes before the step cap. ``base`` is the bundled body, or the last
+    fine-tuned one: a new version resumes the training instead of starting it over."""
     started = time.perf_counter()
     primary = primary_control(data, settings)
-    encoder = Encoder.load(base, max_seq_length=settings.max_seq_length, batch_size=settings.predict_batch_size)
+    encoder = Encoder.load(
+        base,
+        max_seq_length=settings.max_seq_length,
+        batch_size=settings.predict_batch_size,
+        device=resolve_device(settings.device),
+    )
+    report: dict[str, Any] = {"resumed_from": str(base)}
     if settings.setfit_num_iterations > 0 and settings.setfit_max_steps > 0:
         with pause_points(encoder.body, pause):
-            fine_tune_body(encoder, primary, settings, progress)
+            report |= fine_tune_body(encoder, primary, settings, progress, deadline=deadline)
         encoder.source = f"unsaved:{version}"  # a new body: never share cached embeddings of the base
     heads, metrics = fit_heads(spec, data, encoder, encoder.encode, settings)
+    metrics.setdefault(primary.control.name, {})["setfit"] = report
     classifier = TextClassifier(version=version, encoder=encoder, heads=heads)
     return TrainResult(classifier, metrics, label_counts(data), len(primary.texts), time.perf_counter() - started)
 
@@ -68,9 +79,15 @@ def preload_libraries() -> float:
 
 
 def fine_tune_body(
-    encoder: Encoder, rows: ControlData, settings: Settings, progress: Callable[[float, str], None] | None
-) -> None:
-    """SetFit contrastive fine-tuning of ``encoder.body`` in place on one control's labeled rows."""
+    encoder: Encoder,
+    rows: ControlData,
+    settings: Settings,
+    progress: Callable[[float, str], None] | None,
+    *,
+    deadline: float | None = None,
+) -> dict[str, Any]:
+    """SetFit contrastive fine-tuning of ``encoder.body`` in place on one control's labeled rows; stops at the step
+    cap or at ``deadline`` (``time.monotonic()``), whichever comes first. Returns the steps planned and made."""
     offline()
     from datasets import Dataset
     from setfit import SetFitModel, Trainer, TrainingArguments
@@ -84,7 +101,7 @@ def fine_tune_body(
         y = [control.labels.index(t[0]) for t in rows.targets]
         if len(set(y)) < 2:
             log.info("body fine-tuning skipped: one distinct label in %s", control.name)
-            return
+            return {"steps": 0, "note": "one distinct label: body not fine-tuned"}
         model = SetFitModel(model_body=encoder.body)
     # SetFit's max_steps replaces the epoch length; cap it at one pass over the sampled pairs
     steps = min(
@@ -103,7 +120,8 @@ def fine_tune_body(
             save_strategy="no",
             end_to_end=False,
         )
-        callbacks = [_ProgressCallback(progress, TrainerCallback)] if progress else []
+        steps_done = _StepsCallback(progress, deadline, TrainerCallback)
+        callbacks = [steps_done]
         trainer = Trainer(
             model=model,
             args=args,
@@ -112,14 +130,23 @@ def fine_tune_body(
         )
         trainer.train_embeddings(*trainer.dataset_to_parameters(trainer.train_dataset), args=args)
     encoder.body = model.model_body
+    return {"steps_planned": steps, "steps": steps_done.steps, "stopped_by_budget": steps_done.stopped}
 
 
-def _ProgressCallback(progress: Callable[[float, str], None], base: type) -> Any:
-    """A transformers ``TrainerCallback`` reporting step / max_steps as 0-0.85 of the job."""
+def _StepsCallback(progress: Callable[[float, str], None] | None, deadline: float | None, base: type) -> Any:
+    """A transformers ``TrainerCallback``: step / max_steps as 0-0.85 of the job's progress, and a stop at
+    ``deadline`` (the slow tier's time budget)."""
 
-    class ProgressCallback(base):  # type: ignore[misc]
+    class StepsCallback(base):  # type: ignore[misc]
+        steps = 0
+        stopped = False
+
         def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            if state.max_steps:
+            self.steps = int(state.global_step)
+            if progress is not None and state.max_steps:
                 progress(0.85 * state.global_step / state.max_steps, f"step {state.global_step}/{state.max_steps}")
+            if deadline is not None and time.monotonic() >= deadline and state.global_step < state.max_steps:
+                control.should_training_stop = True
+                self.stopped = True
 
-    return ProgressCallback()
+    return StepsCallback()

@@ -22,6 +22,7 @@ import numpy as np
 from backend.config import Settings
 from backend.labelstudio.label_config import LabelSpec
 from backend.models.classifier import TextClassifier
+from backend.models.device import resolve_device
 from backend.models.encoder import Encoder, offline
 from backend.models.heads import fit_head
 from backend.models.sequence import TransformerClassifier, mean_pooling_encoder
@@ -120,6 +121,8 @@ def fine_tune(
         label2id={label: i for i, label in enumerate(labels)},
         problem_type="multi_label_classification" if multi_label else "single_label_classification",
     )
+    device = resolve_device(settings.device)
+    model.to(device)
     report = FineTuneReport(valid_metric="valid_micro_f1" if multi_label else "valid_accuracy")
     strata = np.where(targets.any(1), targets.argmax(1), k) if multi_label else targets
     train_idx, valid_idx = validation_split(strata, settings.transformer_valid_fraction, settings.seed)
@@ -132,11 +135,11 @@ def fine_tune(
         positives = targets[train_idx].sum(0).astype(np.float64)
         negatives = len(train_idx) - positives
         pos_weight = np.clip(negatives / np.maximum(positives, 1.0), 1.0, MAX_POS_WEIGHT)
-        loss_fn: Any = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(pos_weight, dtype=torch.float32))
+        loss_fn: Any = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(pos_weight, dtype=torch.float32).to(device))
         report.class_weights = {label: round(float(w), 4) for label, w in zip(labels, pos_weight, strict=True)}
     else:
         weights = class_weights(targets[train_idx], k)
-        loss_fn = torch.nn.CrossEntropyLoss(weight=torch.tensor(weights, dtype=torch.float32))
+        loss_fn = torch.nn.CrossEntropyLoss(weight=torch.tensor(weights, dtype=torch.float32).to(device))
         report.class_weights = {label: round(float(w), 4) for label, w in zip(labels, weights, strict=True)}
 
     batch = settings.transformer_batch_size
@@ -153,7 +156,7 @@ def fine_tune(
             truncation=True,
             max_length=settings.max_seq_length,
             return_tensors="pt",
-        )
+        ).to(device)
 
     def evaluate() -> float:
         model.eval()
@@ -161,7 +164,7 @@ def fine_tune(
         with torch.inference_mode():
             for start in range(0, len(valid_idx), 64):
                 logits = model(**encode(valid_idx[start : start + 64])).logits
-                probs.append((torch.sigmoid(logits) if multi_label else torch.softmax(logits, -1)).numpy())
+                probs.append((torch.sigmoid(logits) if multi_label else torch.softmax(logits, -1)).cpu().numpy())
         return _score(np.concatenate(probs), targets[valid_idx], multi_label)
 
     best_state: dict[str, Any] | None = None
@@ -173,7 +176,7 @@ def fine_tune(
             for start in range(0, len(order), batch):
                 rows = order[start : start + batch]
                 logits = model(**encode(rows)).logits
-                y = torch.tensor(targets[rows], dtype=torch.float32 if multi_label else torch.long)
+                y = torch.tensor(targets[rows], dtype=torch.float32 if multi_label else torch.long).to(device)
                 loss = loss_fn(logits, y)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -199,6 +202,7 @@ def fine_tune(
                     break
     if best_state is not None:
         model.load_state_dict(best_state)
+    model.to("cpu")  # served, exported and distilled on the CPU
     model.eval()
     return model, tokenizer, report
 

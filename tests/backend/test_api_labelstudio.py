@@ -128,9 +128,9 @@ def test_auto_training_after_train_every_labels(settings: Any, encoder: Any) -> 
     import dataclasses
 
     from backend.app import create_app
-    from backend.services import build_services
+    from backend.bootstrap import build
 
-    services = build_services(dataclasses.replace(settings, train_every=6, min_labels_to_train=6), base_encoder=encoder)
+    services = build(dataclasses.replace(settings, train_every=6, min_labels_to_train=6), base_encoder=encoder)
     client = create_app(services=services).test_client()
     rows = read_rows("ag_news", 6, offset=300)
     setup_project(client, 9, NEWS)

@@ -82,9 +82,9 @@ def test_empty_and_huge_texts_are_predicted(client: Any, project: int) -> None:
 
 def test_limits(settings: Any, encoder: Any) -> None:
     from backend.app import create_app
-    from backend.services import build_services
+    from backend.bootstrap import build
 
-    services = build_services(
+    services = build(
         dataclasses.replace(settings, max_tasks_per_request=2, max_body_bytes=10_000), base_encoder=encoder
     )
     client = create_app(services=services).test_client()

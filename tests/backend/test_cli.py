@@ -49,10 +49,10 @@ def test_settings_validation_names_value_and_range() -> None:
 @pytest.mark.model
 def test_train_command(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, encoder: Any) -> None:
     from backend.app import create_app
-    from backend.services import build_services
+    from backend.bootstrap import build
 
     settings = Settings(data_dir=tmp_path, setfit_max_steps=2, setfit_num_iterations=2, train_every=0)
-    services = build_services(settings, base_encoder=encoder)
+    services = build(settings, base_encoder=encoder)
     client = create_app(services=services).test_client()
     xml = config_xml("binary_sentiment")
     client.post("/setup", json={"project": "4.1", "schema": xml})

@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 
 from backend.config import Settings
+from backend.labelstudio.jobs import run_catch_up, run_push
+from backend.labelstudio.label_config import parse_label_config
 from backend.services import Services
-from backend.training.jobs import train_project
 from tests.backend.test_api_labelstudio import NEWS, annotation_event, setup_project
 from tests.conftest import read_rows
 
@@ -91,6 +92,7 @@ def test_a_project_label_studio_no_longer_has_is_detached_then_attached_again(
     client: Any, app: Any, gone_label_studio: str
 ) -> None:
     services: Services = app.extensions["tagloop"]
+    spec = parse_label_config(NEWS)
     body = {"project": "5.1700000000", "schema": NEWS, "hostname": gone_label_studio, "access_token": "x" * 40}
     assert client.post("/setup", json=body).status_code == 200
     services.wait_idle(60, 5)  # /setup queued a catch-up: Label Studio answers 404 for the project
@@ -99,24 +101,25 @@ def test_a_project_label_studio_no_longer_has_is_detached_then_attached_again(
     status = client.get("/api/projects/5/status").json
     assert status["label_studio"]["detached"] is True and "no project 5" in status["label_studio"]["detached_reason"]
     assert not services.catch_up_if_due(project)  # a detached project costs no job
-    assert "detached" in train_project(services, 5, "push")
+    assert "detached" in run_push(services, services.store.projects.get(5), spec)["skipped"]
     assert client.post("/setup", json=body).status_code == 200  # Label Studio calls again: attached
     assert not services.store.projects.get(5).detached
 
 
 def test_an_unreachable_label_studio_detaches_only_after_a_while(settings: Settings, encoder: Any) -> None:
-    from backend.services import build_services
+    from backend.bootstrap import build
 
+    spec = parse_label_config(NEWS)
     patient = dataclasses.replace(settings, ls_detach_after_s=3600.0, job_max_attempts=1)
-    services = build_services(patient, base_encoder=encoder)
+    services = build(patient, base_encoder=encoder)
     try:
         services.store.projects.upsert(6, NEWS, "h", ls_url="http://127.0.0.1:9", ls_token="x" * 40)  # refused
         with pytest.raises(Exception, match="ConnectError|Connection refused"):
-            train_project(services, 6, "catchup")
+            run_catch_up(services, services.store.projects.get(6), spec)
         project = services.store.projects.get(6)
         assert project.ls_failing_since is not None and not project.detached  # not yet: it may come back
         impatient = dataclasses.replace(services, settings=dataclasses.replace(patient, ls_detach_after_s=0.001))
-        assert "detached" in train_project(impatient, 6, "catchup")
+        assert "detached" in run_catch_up(impatient, services.store.projects.get(6), spec)
         assert services.store.projects.get(6).detached
     finally:
         services.close()

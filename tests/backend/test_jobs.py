@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from backend.jobs.kinds import Lane
+from backend.jobs.queue import JobQueue
 from backend.store import SqlStore
-from backend.store.jobs import JobQueue
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -29,12 +30,13 @@ def test_enqueue_coalesces_and_claims_fast_first(queue: JobQueue) -> None:
     fast, _ = queue.enqueue(1, "fast", "label")
     job = queue.claim("w1")
     assert job is not None and job.id == fast.id and job.state == "running" and job.worker == "w1"
-    assert queue.claim("w2") is None  # one running job per project
-    other, _ = queue.enqueue(2, "setfit", "x")
-    assert queue.claim("w2").id == other.id  # another project may run meanwhile
-    queue.finish(job.id, "1-fast-1")
+    assert queue.claim("w2", Lane.FAST) is None  # one running job per project and lane
+    other, _ = queue.enqueue(2, "fast", "x")
+    assert queue.claim("w2", Lane.FAST).id == other.id  # another project may run meanwhile
+    queue.finish(job.id, {"version": "1-fast-1", "status": "ready"})
     done = queue.get(job.id)
     assert (done.state, done.version, done.progress) == ("done", "1-fast-1", 1.0)
+    assert done.result == {"version": "1-fast-1", "status": "ready"} and done.as_json()["tier"] == "fast"
     assert queue.enqueue(1, "fast", "next")[1]  # a new request after the old one ran
 
 

@@ -4,19 +4,18 @@ failures, served versions and annotation counts, read from the store (so any pro
 from __future__ import annotations
 
 import dataclasses
-import sys
 import types
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from backend.api.metrics import StoreCollector, psi_families
+from backend.api.metrics import StoreCollector
 from backend.app import create_app
+from backend.bootstrap import build
 from backend.config import Settings
 from backend.models.encoder import Encoder
-from backend.services import Services, build_services
+from backend.services import Services
 from backend.store.sql_store import SqlStore
 from tests.conftest import config_xml, read_rows
 
@@ -123,7 +122,7 @@ def test_metrics_after_a_labeling_session(
     assert value(scraped, "tagloop_tasks", project="1") == N_LABELS + 1
 
     # a second app on the same database (another web process, which trained nothing) reports the same store values
-    other = build_services(settings, base_encoder=encoder)
+    other = build(settings, base_encoder=encoder)
     try:
         again = samples(create_app(services=other).test_client().get("/metrics").get_data(as_text=True))
     finally:
@@ -140,22 +139,23 @@ def test_unreadable_store_gives_store_up_zero() -> None:
     assert [(f.name, [s.value for s in f.samples]) for f in families] == [("tagloop_store_up", [0.0])]
 
 
-def test_psi_extension_point(monkeypatch: pytest.MonkeyPatch, services: Services) -> None:
-    """``backend.review.metrics.psi_values(services)`` feeds ``tagloop_psi``; absent module → no family."""
-    monkeypatch.delitem(sys.modules, "backend.review.metrics", raising=False)
-    hook = types.ModuleType("backend.review.metrics")
-    hook.psi_values = lambda s: [(1, "1-fast-1", 0.31), (1, "1-fast-2", 0.02)]  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "backend.review.metrics", hook)
-    (family,) = psi_families(services)
-    assert family.name == "tagloop_psi"
-    assert {(s.labels["version"], s.value) for s in family.samples} == {("1-fast-1", 0.31), ("1-fast-2", 0.02)}
+def test_plug_ins_add_families_through_the_hook(services: Services) -> None:
+    """The review plug-in's families (``tagloop_psi``, review queues) arrive through ``Hooks.metric_families``."""
+    from prometheus_client.core import GaugeMetricFamily
+
+    names = {f.name for f in StoreCollector(services).collect()}
+    assert "tagloop_review_queue_items" in names  # the review plug-in is installed by default
+    family = GaugeMetricFamily("tagloop_psi_test", "A plug-in's family.", labels=["project"])
+    family.add_metric(["1"], 0.31)
+    services.hooks.metric_families.append(lambda s: [family])
+    collected = {f.name: f for f in StoreCollector(services).collect()}
+    assert [s.value for s in collected["tagloop_psi_test"].samples] == [0.31]
 
 
-@pytest.fixture
-def no_review_metrics(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setitem(sys.modules, "backend.review.metrics", None)  # import fails as if the module were absent
-    yield
-
-
-def test_psi_family_absent_without_the_hook(no_review_metrics: None, services: Services) -> None:
-    assert psi_families(services) == []
+def test_without_plug_ins_there_are_no_review_families(settings: Settings, encoder: Any) -> None:
+    bare = build(dataclasses.replace(settings, plugins=""), base_encoder=encoder)
+    try:
+        names = {f.name for f in StoreCollector(bare).collect()}
+    finally:
+        bare.close()
+    assert "tagloop_review_queue_items" not in names and "tagloop_psi" not in names

@@ -23,10 +23,10 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
 from backend.app import create_app
+from backend.bootstrap import build
 from backend.config import Settings
 from backend.models.encoder import Encoder
-from backend.services import Services, build_services
-from backend.store.jobs import JobRecord
+from backend.services import Services
 from tests.conftest import config_xml, read_rows
 
 API_KEY = "fuzz-api-key-7f3a9c"
@@ -35,16 +35,6 @@ MIN_CASES = 2_000
 EXAMPLES_PER_MODE = 85
 """Hypothesis examples per operation and generation mode (positive, negative); trivial operations stop early."""
 TRACEBACK = re.compile(r"Traceback \(most recent call last\)|File \"[^\"]+\", line \d+")
-
-
-class NoWake:
-    """Queues jobs in the store without running them (the fuzz run is about HTTP, not training)."""
-
-    def wake(self, job: JobRecord | None = None) -> None:
-        return None
-
-    def stop(self) -> None:
-        return None
 
 
 def flask_operations(app: Any) -> set[tuple[str, str]]:
@@ -94,8 +84,8 @@ def fuzz_services(tmp_path_factory: pytest.TempPathFactory, encoder: Encoder) ->
         max_body_bytes=256 * 1024,
         serve_precision="torch",  # no ONNX export: this file is about HTTP robustness
     )
-    services = build_services(settings, base_encoder=encoder)
-    services.waker = NoWake()
+    services = build(settings, base_encoder=encoder, role="cli")  # jobs are queued, never run
+
     yield services
     services.close()
 

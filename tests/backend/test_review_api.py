@@ -14,17 +14,22 @@ from typing import Any
 import pytest
 
 from backend.app import create_app
+from backend.bootstrap import build
 from backend.config import Settings
 from backend.export import export_labels
+from backend.labelstudio.label_config import parse_label_config
 from backend.models.encoder import Encoder
+from backend.review.job import run_review_job
+from backend.review.plugin import review_scan_if_due
 from backend.review.routing import review_store
-from backend.services import Services, build_services
+from backend.services import Services
 from backend.store import AnnotationRecord
-from backend.store.jobs import JobRecord
 from backend.store.records import ReviewProjectRecord
 from backend.training.dataset import labeled_examples
-from backend.training.jobs import REVIEW, train_project
+from backend.training.jobs import train_project
 from tests.conftest import config_xml, read_rows
+
+REVIEW = "review"
 
 KEY = "review-test-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -32,16 +37,6 @@ MODERATION = config_xml("content_moderation")
 DAVIDSON = {"hate_speech": "Violating", "offensive_language": "Potentially Harmful", "neither": "Safe"}
 PID = 7
 MISTAKE = 33
-
-
-class NoWake:
-    """Jobs are queued in the store and run explicitly by the test (``train_project``)."""
-
-    def wake(self, job: JobRecord | None = None) -> None:
-        return None
-
-    def stop(self) -> None:
-        return None
 
 
 def make_services(tmp_path: Path, encoder: Encoder | None = None, **overrides: Any) -> Services:
@@ -54,8 +49,8 @@ def make_services(tmp_path: Path, encoder: Encoder | None = None, **overrides: A
         "serve_precision": "torch",  # no ONNX export and parity check in these tests
         **overrides,
     }
-    services = build_services(Settings(**values), base_encoder=encoder)
-    services.waker = NoWake()
+    services = build(Settings(**values), base_encoder=encoder, role="cli")  # jobs run explicitly by the test
+
     return services
 
 
@@ -283,11 +278,12 @@ def test_changed_label_dismisses_and_scans_fill_the_other_queues(loop: Any) -> N
         AnnotationRecord(id=6000, project_id=PID, task_id=silent["task"], choices=choices)
     )
 
-    summary = train_project(services, PID, REVIEW)  # scan: the served version's unlabeled predictions
-    assert summary.startswith("review: ") and "not mirrored" in summary and "1 FP/FN items from labeled" in summary
+    summary = run_review_job(services, PID, parse_label_config(MODERATION))  # scan the served version's predictions
+    assert "not mirrored" in summary["label_studio"]["skipped"] and summary["disagreement_items"] == 1
     (found,) = client.get(f"/api/projects/{PID}/review?queue={queue}", headers=AUTH).json["items"]
     assert (found["task_id"], found["source"], found["human"]) == (silent["task"], "scan", choices["moderation"])
-    assert train_project(services, PID, REVIEW).startswith("review: 0 low-confidence items, 0 FP/FN")  # once only
+    again = run_review_job(services, PID, parse_label_config(MODERATION))
+    assert again["low_confidence_items"] == 0 and again["disagreement_items"] == 0  # once only
     low = client.get(f"/api/projects/{PID}/review?queue=low_confidence", headers=AUTH).json["items"]
     band = services.settings.review_low_confidence_band
     assert low and all(0 <= i["margin"] <= band for i in low)
@@ -323,7 +319,12 @@ def test_slice_audit_in_the_report(loop: Any, tmp_path: Path) -> None:
     from backend.report import project_report
 
     _, services, _ = loop
-    out = project_report(services, PID, tmp_path / "report", slice_terms=["bitch", "nigga", "trash"])
+    from backend.review.audit import slice_audit
+
+    terms = ["bitch", "nigga", "trash"]
+    out = project_report(
+        services, PID, tmp_path / "report", sections={"slices": lambda: slice_audit(services, PID, terms)}
+    )
     audit = out["slices"]
     assert audit["control"] == "moderation" and audit["n_texts"] == 33
     assert audit["overall"]["n"] == 33 and set(audit["slices"]) == {"bitch", "nigga", "trash"}
@@ -359,18 +360,18 @@ def test_idle_workers_schedule_a_periodic_review_scan_of_moderated_projects(loop
     _, services, _ = loop
     project = services.store.projects.get(PID)
     assert project is not None and project.current_version is not None
-    assert services.review_scan_if_due(project) is False  # the review job queued after training is still queued
+    assert review_scan_if_due(services, project) is False  # the review job queued after training is still queued
     (job,) = [j for j in services.jobs.active(PID) if j.tier == REVIEW]
     claimed = services.jobs.claim_id(job.id, "test")
     assert claimed is not None
-    services.jobs.finish(job.id, "review: done")
-    assert services.review_scan_if_due(project) is False  # it just ran
+    services.jobs.finish(job.id, {"disagreement_items": 0})
+    assert review_scan_if_due(services, project) is False  # it just ran
     services.settings = dataclasses.replace(services.settings, review_scan_every_s=0.01)
     time.sleep(0.05)
-    assert services.review_scan_if_due(project) is True
+    assert review_scan_if_due(services, project) is True
     assert [j.reason for j in services.jobs.active(PID) if j.tier == REVIEW] == ["periodic review scan"]
 
     services.store.projects.upsert(PID + 1, config_xml("news_topics"), "h")  # not moderated: never scanned
     services.store.projects.set_current_version(PID + 1, f"{PID + 1}-fast-1")
     other = services.store.projects.get(PID + 1)
-    assert other is not None and other.current_version and services.review_scan_if_due(other) is False
+    assert other is not None and other.current_version and review_scan_if_due(services, other) is False

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from backend.bootstrap import build
 from backend.config import Settings
 from backend.labelstudio.label_config import parse_label_config
 from backend.models.batching import BatchedEncoder
@@ -32,7 +33,7 @@ from backend.models.serving import (
     served_source,
     split_source,
 )
-from backend.services import Services, build_services
+from backend.services import Services
 from backend.store.records import ModelVersionRecord
 from tests.conftest import config_xml, read_rows
 
@@ -75,7 +76,7 @@ def int8_settings(settings: Settings) -> Settings:
 
 
 def services_with_export(settings: Settings, encoder: Encoder, base_export: Path) -> Services:
-    built = build_services(settings, base_encoder=encoder, worker=False)
+    built = build(settings, base_encoder=encoder, role="cli")
     link_export(
         base_export, export_dir(bundled_model_path(), base=bundled_model_path(), models_dir=settings.models_dir)
     )
@@ -191,7 +192,7 @@ def test_slow_tier_like_version_is_exported_served_and_reloaded_without_torch(
     project = store.projects.get(6)
     assert project is not None and registry.get(project, spec) is classifier
 
-    restarted = build_services(int8_settings, worker=False)  # no torch body given: none may be loaded
+    restarted = build(int8_settings, role="cli")  # no torch body given: none may be loaded
     try:
         loaded = restarted.models.get(project, spec)
         assert loaded.encoder.source == classifier.encoder.source
@@ -206,7 +207,7 @@ def test_slow_tier_like_version_is_exported_served_and_reloaded_without_torch(
 
 def test_serve_precision_torch_serves_the_torch_body(settings: Settings, encoder: Encoder) -> None:
     torch_settings = dataclasses.replace(settings, serve_precision="torch")
-    built = build_services(torch_settings, base_encoder=encoder, worker=False)
+    built = build(torch_settings, base_encoder=encoder, role="cli")
     try:
         served = built.models.served_base_encoder()
         assert isinstance(served, BatchedEncoder) and served.body is encoder and served.source == encoder.source
@@ -234,7 +235,7 @@ def test_cache_is_keyed_by_served_body_and_survives_a_restart(
     finally:
         first.models.close()
         first.close()
-    second = build_services(int8_settings, worker=False)
+    second = build(int8_settings, role="cli")
     try:
         served_again = second.models.served_base_encoder()
         assert isinstance(served_again, BatchedEncoder) and served_again.source == served.source

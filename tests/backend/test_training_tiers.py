@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from backend.app import create_app
-from backend.services import build_services
+from backend.bootstrap import build
 from backend.training.jobs import mean_cv_accuracy, train_project
 from tests.backend.test_api_labelstudio import annotation_event, setup_project
 from tests.conftest import config_xml, read_rows
@@ -19,7 +19,7 @@ NEWS = config_xml("news_topics")
 
 @pytest.fixture
 def fast_services(settings: Any, encoder: Any) -> Any:
-    built = build_services(dataclasses.replace(settings, fast_tier=True, promotion_tolerance=0.0), base_encoder=encoder)
+    built = build(dataclasses.replace(settings, fast_tier=True, promotion_tolerance=0.0), base_encoder=encoder)
     yield built
     built.close()
 

@@ -155,8 +155,8 @@ def test_slow_tier_transformer_through_the_job_runner(
     import dataclasses
 
     from backend.app import create_app
+    from backend.bootstrap import build
     from backend.export import export_model
-    from backend.services import build_services
     from tests.backend.test_api_labelstudio import annotation_event, setup_project
 
     news = config_xml("news_topics")
@@ -170,7 +170,7 @@ def test_slow_tier_transformer_through_the_job_runner(
         promotion_tolerance=1.0,
         serve_precision="torch",
     )
-    services = build_services(tuned, base_encoder=encoder)
+    services = build(tuned, base_encoder=encoder)
     try:
         client = create_app(services=services).test_client()
         setup_project(client, 31, news)

@@ -12,11 +12,10 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify, request
 
 from backend.api.auth import require_api_key
-from backend.api.http import json_body
+from backend.api.http import get_services, json_body
 from backend.errors import UnprocessableRequest
 from backend.review.feedback import submit_feedback
 from backend.review.status import queue_items, review_summary
-from backend.services import get_services
 
 bp = Blueprint("review", __name__)
 MAX_LIMIT = 1000
