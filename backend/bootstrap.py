@@ -23,7 +23,7 @@ from backend.config import Settings
 from backend.errors import SettingsError
 from backend.jobs.wakeup import NoWakeup, PipeWakeup, RedisWakeup
 from backend.jobs.worker import InProcessWorker
-from backend.labelstudio.jobs import register_jobs as register_label_studio_jobs
+from backend.loop.jobs import register_jobs as register_label_studio_jobs
 from backend.models.encoder import Encoder
 from backend.services import Services, build_services
 from backend.training.jobs import register_jobs as register_training_jobs

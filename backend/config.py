@@ -16,7 +16,7 @@ PREFIX = "TAGLOOP_"
 MODEL_KINDS = ("setfit",)
 WORKERS = ("process", "inprocess", "redis")
 PRIORITIES = ("idle", "low", "normal")
-"""``training_priority`` values (``backend.training.priority``)."""
+"""``training_priority`` values (``backend.jobs.priority``)."""
 SLOW_TIERS = ("setfit", "transformer")
 PRECISIONS = ("int8", "fp32", "torch")
 SECRET_MARKERS = ("token", "password", "api_key")
@@ -67,7 +67,7 @@ class Settings:
     first), low (nice 19) or normal."""
     training_yield_ms: float = 200.0
     """Between two training steps, pause while this machine's web process served a request within this many ms
-    (0: never pause); see ``backend.training.yielding``."""
+    (0: never pause); see ``backend.jobs.yielding``."""
     training_yield_share: float = 0.75
     """Most of a training's wall time spent paused for serving (not slowed at all while no request comes)."""
     worker_poll_s: float = 2.0

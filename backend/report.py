@@ -23,7 +23,7 @@ from backend.labelstudio.label_config import parse_label_config
 from backend.models.calibration import reliability
 from backend.models.heads import Head
 from backend.services import Services
-from backend.training.dataset import ControlData, control_data, labeled_examples
+from backend.training.dataset import ControlData, control_data
 from backend.training.fitting import control_out_of_fold
 
 BINS = 10
@@ -40,7 +40,7 @@ def project_report(
         raise NotFound(f"project {project_id} is not known to tagloop")
     spec = parse_label_config(project.label_config)
     model = services.models.get(project, spec)
-    data = control_data(spec, labeled_examples(services.store, project_id), max_chars=services.settings.max_text_chars)
+    data = control_data(spec, services.labeled_examples(project_id), max_chars=services.settings.max_text_chars)
     out.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {"project": project_id, "model_version": model.version, "controls": {}}
     for name, rows in data.items():

@@ -16,13 +16,13 @@ from backend.jobs.handlers import JobHandlers
 from backend.jobs.queue import JobQueue
 from backend.jobs.records import JobRecord
 from backend.jobs.wakeup import NoWakeup, Wakeup
+from backend.jobs.yielding import ACTIVITY_FILE, ServingActivity
 from backend.models.embedding_cache import EmbeddingCache
 from backend.models.encoder import Encoder
 from backend.models.registry import ModelRegistry
 from backend.store.records import Example, ProjectRecord
 from backend.store.served_log import ServedLog
 from backend.store.sql_store import SqlStore
-from backend.training.yielding import ACTIVITY_FILE, ServingActivity
 
 
 @dataclass

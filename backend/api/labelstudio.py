@@ -8,7 +8,6 @@ from flask import Blueprint, Response, jsonify
 
 from backend.api.http import get_services, json_body
 from backend.errors import RequestError
-from backend.labelstudio.events import handle_event, project_for, register
 from backend.labelstudio.payloads import (
     control_text,
     parse_predict,
@@ -17,6 +16,7 @@ from backend.labelstudio.payloads import (
     require_object,
 )
 from backend.labelstudio.predictions import prediction, served_summary
+from backend.loop.events import handle_event, project_for, register
 from backend.ranking import certainty, strategy_name
 from strategies import describe
 

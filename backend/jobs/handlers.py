@@ -29,7 +29,7 @@ class JobContext:
     job: JobRecord
     progress: Progress = no_progress
     pause: Pause | None = None
-    """Called throughout a slow training (``backend.training.yielding``): requests being served come first."""
+    """Called throughout a slow training (``backend.jobs.yielding``): requests being served come first."""
 
 
 Handler = Callable[["Services", JobContext], dict[str, Any]]

@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING
 
 from backend.jobs.handlers import JobContext
 from backend.jobs.kinds import Lane
+from backend.jobs.priority import lower_priority
 from backend.jobs.records import JobRecord
 from backend.jobs.wakeup import Waiter
-from backend.training.priority import lower_priority
-from backend.training.yielding import YieldToServing
+from backend.jobs.yielding import YieldToServing
 
 if TYPE_CHECKING:
     from backend.services import Services

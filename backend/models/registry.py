@@ -40,7 +40,6 @@ from backend.models.serving import (
 )
 from backend.store.records import ProjectRecord
 from backend.store.sql_store import SqlStore
-from backend.training.dataset import labeled_examples
 from backend.write_behind import WriteBehind
 
 log = logging.getLogger(__name__)
@@ -198,7 +197,7 @@ class ModelRegistry:
         projects = [project_id] if project_id is not None else [p.id for p in self.store.projects.all()]
         texts: list[str] = []
         for pid in projects:
-            rows = [ex.data for ex in labeled_examples(self.store, pid)]
+            rows = [ex.data for ex in self.store.annotations.training_set(pid)]
             rows += [data for _, data in self.store.tasks.unlabeled(pid, limit=limit)]
             texts += [v for data in rows for v in data.values() if isinstance(v, str) and v.strip()]
             if len(texts) >= limit:

@@ -9,8 +9,8 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from backend.errors import RequestError
-from backend.labelstudio.jobs import client_for
 from backend.labelstudio.label_config import LabelSpec
+from backend.loop.jobs import client_for
 from backend.review.labelstudio import ReviewProjects
 from backend.review.moderation import moderation_control
 from backend.review.queues import DEFAULT_ORDER, QUEUES, order_items, route_disagreement
@@ -74,7 +74,7 @@ def score_reported(services: Services, project: ProjectRecord, spec: LabelSpec) 
 
 
 def label_studio(services: Services, project: ProjectRecord) -> LabelStudio | None:
-    """The SDK client of the project's Label Studio (``backend.labelstudio.jobs.client_for``), or None."""
+    """The SDK client of the project's Label Studio (``backend.loop.jobs.client_for``), or None."""
     client = client_for(services, project)
     return client.sdk if client is not None else None
 

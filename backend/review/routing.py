@@ -25,7 +25,6 @@ from backend.review.queues import (
 )
 from backend.store.records import AnnotationRecord, NewItem, ProjectRecord
 from backend.store.review import ReviewRepository
-from backend.training.dataset import labeled_examples
 
 if TYPE_CHECKING:
     from backend.services import Services
@@ -150,7 +149,7 @@ def scan_disagreements(services: Services, project: ProjectRecord, spec: LabelSp
     seen = reviews.tasks_with_items(project.id, (FALSE_POSITIVE, FALSE_NEGATIVE))
     todo = [
         ex
-        for ex in labeled_examples(services.store, project.id)
+        for ex in services.labeled_examples(project.id)
         if ex.task_id > 0
         and ex.task_id not in seen
         and control.name in ex.choices

@@ -20,7 +20,6 @@ from backend.review.queues import LABEL_ERROR, label_error
 from backend.review.routing import REVIEW, review_store
 from backend.review.thresholds import ThresholdChoice, choose_threshold
 from backend.store.records import NewItem
-from backend.training.dataset import labeled_examples
 from backend.training.evaluation import MAX_ROWS, subsample
 from backend.training.fitting import control_out_of_fold
 
@@ -46,7 +45,7 @@ def labeled_rows(services: Services, project_id: int, control: ControlSpec) -> L
     reviews = review_store(services)
     verdicts = {(m.value_key, m.text) for m in reviews.moderator_labels(project_id) if m.control == control.name}
     rows = LabeledRows([], [], [], [])
-    for ex in labeled_examples(services.store, project_id):
+    for ex in services.labeled_examples(project_id):
         labels = [c for c in ex.choices.get(control.name, []) if c in control.labels]
         if control.name not in ex.choices or control.value_key not in ex.data:
             continue

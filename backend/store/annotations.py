@@ -100,7 +100,7 @@ class AnnotationRepository:
 
     def training_set(self, project_id: int) -> list[Example]:
         """Per task, its newest usable (not cancelled, not deleted) annotation with the task's data, by task id.
-        (Moderator verdicts are applied on top by ``backend.training.dataset.labeled_examples``.)"""
+        (Plug-ins change them through ``Services.labeled_examples``: moderators' verdicts.)"""
         with self.db.session() as s:
             q = (
                 select(models.Annotation, models.Task)

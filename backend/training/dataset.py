@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from backend.labelstudio.label_config import ControlSpec, LabelSpec
 from backend.labelstudio.payloads import control_text
 from backend.store.records import Example
-from backend.store.sql_store import SqlStore
 
 
 @dataclass(frozen=True)
@@ -25,13 +24,6 @@ class ControlData:
         for t in self.targets:
             counts.update(t or [""])
         return dict(counts)
-
-
-def labeled_examples(store: SqlStore, project_id: int) -> list[Example]:
-    """The project's training examples, the one reader every consumer uses: per task its newest usable annotation,
-    with moderators' verdicts applied on top (a verdict replaces the annotator's label of its control; a verdict
-    on a text no task has is an example of its own, with a negative task id)."""
-    return store.review.merge_moderator_labels(project_id, store.annotations.training_set(project_id))
 
 
 def control_data(spec: LabelSpec, examples: list[Example], *, max_chars: int) -> dict[str, ControlData]:

@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from backend.config import Settings
+from backend.jobs.yielding import Pause, pause_points
 from backend.labelstudio.label_config import LabelSpec
 from backend.models.classifier import TextClassifier
 from backend.models.device import resolve_device
 from backend.models.encoder import Encoder, offline
 from backend.training.dataset import ControlData
 from backend.training.fitting import TrainResult, fit_heads, label_counts, primary_control
-from backend.training.yielding import Pause, pause_points
 
 log = logging.getLogger(__name__)
 

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from backend.config import Settings
+from backend.jobs.yielding import Pause, pause_points
 from backend.labelstudio.label_config import LabelSpec
 from backend.models.classifier import TextClassifier
 from backend.models.device import resolve_device
@@ -28,7 +29,6 @@ from backend.models.heads import fit_head
 from backend.models.sequence import TransformerClassifier, mean_pooling_encoder
 from backend.training.dataset import ControlData
 from backend.training.fitting import Embed, TrainResult, fit_heads, label_counts, primary_control
-from backend.training.yielding import Pause, pause_points
 
 log = logging.getLogger(__name__)
 Progress = Callable[[float, str], None]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from backend.labelstudio.catchup import _minus_a_second, _older
+from backend.loop.catchup import _minus_a_second, _older
 
 
 def test_watermark_overlap_uses_label_studios_filter_format() -> None:

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from backend.config import Settings
-from backend.labelstudio.jobs import run_catch_up, run_push
 from backend.labelstudio.label_config import parse_label_config
+from backend.loop.jobs import run_catch_up, run_push
 from backend.services import Services
 from tests.backend.test_api_labelstudio import NEWS, annotation_event, setup_project
 from tests.conftest import read_rows

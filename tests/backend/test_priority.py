@@ -10,7 +10,7 @@ import threading
 import pytest
 
 from backend.config import Settings, SettingsError
-from backend.training.priority import current_priority, lower_priority
+from backend.jobs.priority import current_priority, lower_priority
 
 
 def in_thread(fn: object) -> object:
@@ -49,7 +49,7 @@ def test_whole_process_lowers_threads_started_before() -> None:
         "import os, threading, time\n"
         "stop = threading.Event()\n"
         "early = threading.Thread(target=stop.wait); early.start(); time.sleep(0.1)\n"
-        "from backend.training.priority import lower_priority\n"
+        "from backend.jobs.priority import lower_priority\n"
         "lower_priority('idle', whole_process=True)\n"
         "policies = {os.sched_getscheduler(int(t)) for t in os.listdir('/proc/self/task')}\n"
         "stop.set(); print(sorted(policies))\n"

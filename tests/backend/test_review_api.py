@@ -25,7 +25,6 @@ from backend.review.routing import review_store
 from backend.services import Services
 from backend.store import AnnotationRecord
 from backend.store.records import ReviewProjectRecord
-from backend.training.dataset import labeled_examples
 from backend.training.jobs import train_project
 from tests.conftest import config_xml, read_rows
 
@@ -241,7 +240,7 @@ def test_overturned_flag_goes_to_fp_queue_and_a_verdict_trains_a_new_version(loo
     new = train_project(services, PID, "fast")
     metrics = services.store.versions.get(new).metrics  # type: ignore[union-attr]
     assert metrics["review"]["moderator_labels"] == 1
-    labels = {ex.task_id: ex.choices for ex in labeled_examples(services.store, PID)}
+    labels = {ex.task_id: ex.choices for ex in services.labeled_examples(PID)}
     assert labels[row["task"]] == {"moderation": ["Safe"]}
     exported = export_labels(services, PID, services.settings.data_dir / "export", "jsonl").read_text().splitlines()
     (mod,) = [r for r in map(json.loads, exported) if r["provenance"] == "moderator"]

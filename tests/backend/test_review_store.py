@@ -8,7 +8,6 @@ from sqlalchemy import inspect
 from backend.store import AnnotationRecord, SqlStore
 from backend.store.records import NewItem
 from backend.store.review import DISMISSED, OPEN, RESOLVED
-from backend.training.dataset import labeled_examples
 
 
 @pytest.fixture
@@ -78,7 +77,7 @@ def test_a_verdict_closes_every_open_item_of_the_text_and_overrides_the_training
     reviews.put_moderator_label(fp, ["Violating"], "moderator@example.com")
     external, _ = reviews.add_external(item(task=None, text="only reported", external_id="e"))
     reviews.put_moderator_label(external, ["Potentially Harmful"], "moderator@example.com")
-    training = {ex.task_id: ex for ex in labeled_examples(store, 1)}
+    training = {ex.task_id: ex for ex in store.review.merge_moderator_labels(1, store.annotations.training_set(1))}
     assert training[10].choices == {"moderation": ["Violating"]}  # the moderator overrides the annotator
     assert training[11].choices == {"moderation": ["Safe"]}
     (extra,) = [ex for tid, ex in training.items() if tid < 0]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from backend.config import Settings
-from backend.labelstudio.sync import protected_tasks, rows_to_import
+from backend.loop.sync import protected_tasks, rows_to_import
 from backend.store.records import ProjectRecord
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backend.training.yielding import ServingActivity, YieldToServing, pause_points
+from backend.jobs.yielding import ServingActivity, YieldToServing, pause_points
 
 
 class Clock:

@@ -1,5 +1,8 @@
 """Labeled CSV data sets for simulations: ``text,label[,split]`` → texts, label lists and the label space.
 
+Errors: ``SimulationError`` (a ``TagloopError``) → ``DatasetError`` (a CSV cannot be read) and
+``SimulationConfigError`` (a setting, or a labeling config that does not fit the data).
+
 Format (``../shared/data/README.md``): UTF-8, header row, a ``text`` and a ``label`` column. Single-label
 cells hold one class name; multi-label cells hold class names joined with ``|``, and the empty string
 means that no label applies. Index space: **dataset index** = data row number, 0-based, in file order.
@@ -27,6 +30,12 @@ class DatasetError(SimulationError):
     """A labeled CSV cannot be read: missing file or columns, no rows, a malformed row."""
 
     code = "bad_dataset"
+
+
+class SimulationConfigError(SimulationError):
+    """A simulation setting outside what it allows, or a labeling config that does not fit the data."""
+
+    code = "bad_simulation_config"
 
 
 @dataclass(frozen=True)

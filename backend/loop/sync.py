@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,9 +33,8 @@ from backend.labelstudio.payloads import control_text
 from backend.labelstudio.predictions import prediction, served_summary
 from backend.models.classifier import TextClassifier
 from backend.ranking import Embed, RankInput, primary, rank, strategy_name
-from backend.store.records import ProjectRecord
+from backend.store.records import Example, ProjectRecord
 from backend.store.sql_store import SqlStore
-from backend.training.dataset import labeled_examples
 from strategies import describe, queue_scores
 
 log = logging.getLogger(__name__)
@@ -60,15 +59,17 @@ def push_version(
     settings: Settings,
     client: LabelStudioClient,
     embed: Embed,
+    labeled: Sequence[Example],
 ) -> PushResult:
     """Rank known unlabeled tasks with the project's strategy under ``model``, replace the previous push in LS
     with the top ``push_top_k`` (pushed ``score`` = queue position / K, so LS serves them in that order), and
-    set the project's model_version. ``embed`` goes through the embedding cache: the pool's embeddings under
+    set the project's model_version. ``labeled``: the training examples (diversity strategies look at them).
+    ``embed`` goes through the embedding cache: the pool's embeddings under
     the model's body are computed once and kept."""
     pool = store.tasks.unlabeled(project.id, limit=settings.push_pool_limit)
     rows: list[dict[str, Any]] = []
     if pool and settings.push_top_k > 0:
-        rows = _ranked_rows(store, project, spec, model, pool, settings, embed)
+        rows = _ranked_rows(project, spec, model, pool, settings, embed, labeled)
     previous = list(project.pushed_tasks)
     protected = protected_tasks(project, {tid for tid, _ in pool}, settings, now=time.time())
     # the previous push, and any older prediction of a task pushed now (e.g. a live /predict when it was
@@ -114,13 +115,13 @@ def protected_tasks(project: ProjectRecord, unlabeled: set[int], settings: Setti
 
 
 def _ranked_rows(
-    store: SqlStore,
     project: ProjectRecord,
     spec: LabelSpec,
     model: TextClassifier,
     pool: list[tuple[int, dict[str, Any]]],
     settings: Settings,
     embed: Embed,
+    labeled: Sequence[Example],
 ) -> list[dict[str, Any]]:
     texts = {
         c.name: [control_text(c, data, task_ref=f"task {tid}", max_chars=settings.max_text_chars) for tid, data in pool]
@@ -128,7 +129,7 @@ def _ranked_rows(
     }
     probas = {c.name: model.heads[c.name].predict_proba(embed(texts[c.name])) for c in spec.controls}
     head = primary(spec)
-    labeled = [ex for ex in labeled_examples(store, project.id) if head.value_key in ex.data]
+    labeled = [ex for ex in labeled if head.value_key in ex.data]
     labeled_texts = [control_text(head, ex.data, task_ref="", max_chars=settings.max_text_chars) for ex in labeled]
     counts = [len(ex.choices.get(head.name, [])) for ex in labeled]
     data = RankInput(

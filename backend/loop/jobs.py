@@ -15,10 +15,10 @@ from typing import Any, TypeVar
 
 from backend.jobs.handlers import JobContext, JobHandlers
 from backend.jobs.kinds import JobKind
-from backend.labelstudio.catchup import catch_up
 from backend.labelstudio.client import LabelStudioClient, failure
 from backend.labelstudio.label_config import LabelSpec, parse_label_config
-from backend.labelstudio.sync import push_version
+from backend.loop.catchup import catch_up
+from backend.loop.sync import push_version
 from backend.services import Services
 from backend.store.records import ProjectRecord
 
@@ -84,7 +84,14 @@ def run_push(services: Services, project: ProjectRecord, spec: LabelSpec) -> dic
     def push() -> dict[str, Any]:
         client.project_model_version(project.id)  # a project Label Studio no longer has: 404, detached
         result = push_version(
-            services.store, project, spec, model, settings=services.settings, client=client, embed=embed
+            services.store,
+            project,
+            spec,
+            model,
+            settings=services.settings,
+            client=client,
+            embed=embed,
+            labeled=services.labeled_examples(project.id),
         )
         log.info("project %s: pushed %s (%s)", project.id, model.version, result)
         return {"version": model.version, **asdict(result)}
