@@ -34,6 +34,7 @@ class Services:
     models: ModelRegistry
     jobs: JobQueue
     embeddings: EmbeddingCache
+    """The one embedding cache (``models.embeddings``)."""
     served: ServedLog
     """/predict's bookkeeping (task data, served predictions, PSI scores), written behind the responses."""
     activity: ServingActivity
@@ -107,12 +108,13 @@ def build_services(settings: Settings, *, base_encoder: Encoder | None = None) -
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = SqlStore(settings.resolved_database_url)
     store.migrate()
+    models = ModelRegistry(settings, store, base=base_encoder)
     return Services(
         settings,
         store,
-        ModelRegistry(settings, store, base=base_encoder),
+        models,
         JobQueue(store, max_attempts=settings.job_max_attempts, backoff_s=settings.job_backoff_s),
-        EmbeddingCache(store),
+        models.embeddings,
         ServedLog(store, interval_s=settings.write_behind_ms / 1000),
         ServingActivity(settings.data_dir / ACTIVITY_FILE),
     )

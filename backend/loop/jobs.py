@@ -79,7 +79,6 @@ def run_push(services: Services, project: ProjectRecord, spec: LabelSpec) -> dic
     if client is None or project.detached:
         return {"skipped": "project detached" if project.detached else "no Label Studio URL/token"}
     model = services.models.get(project, spec)
-    embed = lambda texts: services.embeddings.encode(model.encoder, texts)  # noqa: E731
 
     def push() -> dict[str, Any]:
         client.project_model_version(project.id)  # a project Label Studio no longer has: 404, detached
@@ -90,7 +89,7 @@ def run_push(services: Services, project: ProjectRecord, spec: LabelSpec) -> dic
             model,
             settings=services.settings,
             client=client,
-            embed=embed,
+            models=services.models,
             labeled=services.labeled_examples(project.id),
         )
         log.info("project %s: pushed %s (%s)", project.id, model.version, result)

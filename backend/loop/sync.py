@@ -32,7 +32,8 @@ from backend.labelstudio.label_config import LabelSpec
 from backend.labelstudio.payloads import control_text
 from backend.labelstudio.predictions import prediction, served_summary
 from backend.models.classifier import TextClassifier
-from backend.ranking import Embed, RankInput, primary, rank, strategy_name
+from backend.models.registry import ModelRegistry
+from backend.ranking import RankInput, primary, rank, strategy_name
 from backend.store.records import Example, ProjectRecord
 from backend.store.sql_store import SqlStore
 from strategies import describe, queue_scores
@@ -58,18 +59,19 @@ def push_version(
     *,
     settings: Settings,
     client: LabelStudioClient,
-    embed: Embed,
+    models: ModelRegistry,
     labeled: Sequence[Example],
 ) -> PushResult:
     """Rank known unlabeled tasks with the project's strategy under ``model``, replace the previous push in LS
     with the top ``push_top_k`` (pushed ``score`` = queue position / K, so LS serves them in that order), and
     set the project's model_version. ``labeled``: the training examples (diversity strategies look at them).
-    ``embed`` goes through the embedding cache: the pool's embeddings under
+    Probabilities come through the one inference path (``models.predict``), embeddings through the one cache: the
+    pool's embeddings under
     the model's body are computed once and kept."""
     pool = store.tasks.unlabeled(project.id, limit=settings.push_pool_limit)
     rows: list[dict[str, Any]] = []
     if pool and settings.push_top_k > 0:
-        rows = _ranked_rows(project, spec, model, pool, settings, embed, labeled)
+        rows = _ranked_rows(project, spec, model, pool, settings, models, labeled)
     previous = list(project.pushed_tasks)
     protected = protected_tasks(project, {tid for tid, _ in pool}, settings, now=time.time())
     # the previous push, and any older prediction of a task pushed now (e.g. a live /predict when it was
@@ -120,14 +122,15 @@ def _ranked_rows(
     model: TextClassifier,
     pool: list[tuple[int, dict[str, Any]]],
     settings: Settings,
-    embed: Embed,
+    models: ModelRegistry,
     labeled: Sequence[Example],
 ) -> list[dict[str, Any]]:
     texts = {
         c.name: [control_text(c, data, task_ref=f"task {tid}", max_chars=settings.max_text_chars) for tid, data in pool]
         for c in spec.controls
     }
-    probas = {c.name: model.heads[c.name].predict_proba(embed(texts[c.name])) for c in spec.controls}
+    probas = models.predict(model, texts, flag_truncated=False).probas
+    embed = lambda batch: models.embeddings.encode(model.encoder, batch)  # noqa: E731
     head = primary(spec)
     labeled = [ex for ex in labeled if head.value_key in ex.data]
     labeled_texts = [control_text(head, ex.data, task_ref="", max_chars=settings.max_text_chars) for ex in labeled]

@@ -1,9 +1,15 @@
-"""Embeddings cached in the store, keyed by (body, text hash): a text is encoded once per body."""
+"""The one embedding cache: vectors in the store, keyed by (body key, text hash), so a text is encoded once per body.
+
+The body key covers everything that changes a vector: the body (its directory), how it is served (torch, or an
+ONNX export at a precision: part of a served body's ``source``) and ``max_seq_length`` (truncation). Serving,
+training, pushes, review and ``tagloop simulate`` all go through ``ModelRegistry.embeddings``: reads in the caller's
+thread, writes behind it (one commit for many calls)."""
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -16,9 +22,19 @@ def text_key(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def body_key(source: str) -> str:
-    """Short stable key of a body (its directory)."""
-    return hashlib.sha256(source.encode()).hexdigest()[:32]
+def body_key(source: str, max_seq_length: int | None = None) -> str:
+    """Short stable key of a body: its ``source`` (directory, plus the precision of a served export) and, when given,
+    the token limit it truncates at."""
+    identity = source if max_seq_length is None else f"{source}|max_seq_length={max_seq_length}"
+    return hashlib.sha256(identity.encode()).hexdigest()[:32]
+
+
+def encoder_key(encoder: Any) -> str:
+    """``body_key`` of a loaded body (``Encoder``, a served ``BatchedEncoder`` or an ONNX body)."""
+    limit = getattr(encoder, "max_seq_length", None)
+    if limit is None:
+        limit = getattr(getattr(encoder, "body", None), "max_seq_length", None)
+    return body_key(str(encoder.source), int(limit) if limit is not None else None)
 
 
 class EmbeddingCache:
@@ -36,7 +52,7 @@ class EmbeddingCache:
         """(len(texts), dim) float32 unit vectors, row i for texts[i]."""
         if not texts:
             return np.zeros((0, encoder.dim), dtype=np.float32)
-        key = body_key(encoder.source)
+        key = encoder_key(encoder)
         hashes = [text_key(t) for t in texts]
         found = self.store.embeddings.get(key, hashes)
         missing = {h: t for h, t in zip(hashes, texts, strict=True) if h not in found}

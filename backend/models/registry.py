@@ -238,10 +238,14 @@ class ModelRegistry:
         with self._lock:
             self._served[project_id] = classifier
 
-    def predict(self, model: TextClassifier, texts_by_control: Mapping[str, Sequence[str]]) -> Served:
-        """Per control: probabilities (n, n_labels) for its texts (request positions), embeddings through the cache.
+    def predict(
+        self, model: TextClassifier, texts_by_control: Mapping[str, Sequence[str]], *, flag_truncated: bool = True
+    ) -> Served:
+        """The one inference path (``/predict``, pushes, stop sets, review): per control, probabilities (n, n_labels)
+        for its texts (positions as given), embeddings through the one cache, heads of the version.
 
-        Texts longer than ``max_seq_length`` tokens are encoded truncated; ``Served.truncated`` marks them.
+        Texts longer than ``max_seq_length`` tokens are encoded truncated; ``Served.truncated`` marks them (all
+        False when ``flag_truncated`` is off: a push of thousands of texts does not tokenize them twice).
         """
         probas: dict[str, np.ndarray] = {}
         truncated: dict[str, np.ndarray] = {}
@@ -251,7 +255,11 @@ class ModelRegistry:
             if key not in done:
                 done[key] = self.embeddings.encode(model.encoder, list(texts))
             probas[name] = model.heads[name].predict_proba(done[key])
-            truncated[name] = _truncated(model.encoder, texts, self.settings.max_seq_length)
+            truncated[name] = (
+                _truncated(model.encoder, texts, self.settings.max_seq_length)
+                if flag_truncated
+                else np.zeros(len(texts), dtype=bool)
+            )
         return Served(probas, truncated)
 
     def close(self) -> None:

@@ -163,10 +163,6 @@ def _reference(
     ]
     if not texts:
         return 0
-    head = classifier.heads[control.name]
-    if getattr(head, "kind", "") in ("logistic", "zeroshot", "blend"):  # heads over the body: embeddings come cached
-        proba = head.predict_proba(services.embeddings.encode(classifier.encoder, texts))
-    else:
-        proba = classifier.predict({control.name: texts})[control.name]
+    proba = services.models.predict(classifier, {control.name: texts}, flag_truncated=False).probas[control.name]
     review_store(services).replace_scores(project_id, classifier.version, "reference", mod.harm_scores(proba).tolist())
     return len(texts)

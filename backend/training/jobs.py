@@ -23,7 +23,6 @@ from backend.jobs.kinds import TRAINING_KINDS, JobKind
 from backend.labelstudio.label_config import LabelSpec, parse_label_config
 from backend.models.classifier import TextClassifier
 from backend.models.serving import split_source
-from backend.ranking import primary
 from backend.services import Services
 from backend.store.records import ModelVersionRecord
 from backend.training.dataset import ControlData, control_data
@@ -100,12 +99,12 @@ def train_project(
     for hook in services.hooks.version_trained:  # e.g. moderation: flag thresholds, label-error suspects
         result.metrics.update(hook(services, project, spec, result.classifier))
     classifier = result.classifier
-    embed_new = lambda texts: services.embeddings.encode(classifier.encoder, texts)  # noqa: E731
-    head = classifier.heads[primary(spec).name]
     last = store.versions.last_stop_set_labels(project_id)
     predicted: dict[int, int] | None = None
     if tier != FAST or last is None or result.n_train - last >= settings.stop_every_labels:  # a checkpoint
-        predicted, result.metrics["stopping"] = predict_stop_set(store, project_id, spec, head, embed_new, settings)
+        predicted, result.metrics["stopping"] = predict_stop_set(
+            store, services.models, project_id, spec, classifier, settings
+        )
     record = _record(project_id, tier, version, result, str(path.resolve()), spec, status, guard)
     store.versions.add(record, stop_set=predicted)
     if status != "ready":

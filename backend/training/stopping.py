@@ -22,12 +22,10 @@ import numpy as np
 from backend.config import Settings
 from backend.labelstudio.label_config import LabelSpec
 from backend.labelstudio.payloads import control_text
+from backend.models.registry import ModelRegistry
 from backend.ranking import primary
 from backend.store.sql_store import SqlStore
 from strategies.stopping import cohens_kappa, overall_uncertainty
-
-Embed = Any
-"""texts → (n, dim) embeddings under the version's body (through the embedding cache)."""
 
 
 def stop_set(store: SqlStore, project_id: int, size: int) -> list[int]:
@@ -38,11 +36,10 @@ def stop_set(store: SqlStore, project_id: int, size: int) -> list[int]:
 
 
 def predict_stop_set(
-    store: SqlStore, project_id: int, spec: LabelSpec, head: Any, embed: Embed, settings: Settings
+    store: SqlStore, models: ModelRegistry, project_id: int, spec: LabelSpec, classifier: Any, settings: Settings
 ) -> tuple[dict[int, int], dict[str, Any]]:
     """A version's predicted label per stop-set task (label index; for multiple choice the bitmask of the labels
-    at or above the threshold) and its overall uncertainty on the unlabeled ones. ``head`` maps embeddings to the
-    primary control's probabilities."""
+    at or above the threshold) and its overall uncertainty on the unlabeled ones (through ``models.predict``)."""
     control = primary(spec)
     ids = stop_set(store, project_id, settings.stop_set_size)
     data = store.tasks.data(project_id, ids)
@@ -50,7 +47,7 @@ def predict_stop_set(
     if not ids:
         return {}, {"stop_set": 0}
     texts = [control_text(control, data[t], task_ref=f"task {t}", max_chars=settings.max_text_chars) for t in ids]
-    proba = head.predict_proba(embed(texts))
+    proba = models.predict(classifier, {control.name: texts}, flag_truncated=False).probas[control.name]
     if control.multi_label:
         bits = (proba >= settings.multi_label_threshold).astype(np.int64)
         labels = (bits * (1 << np.arange(proba.shape[1], dtype=np.int64))).sum(axis=1)
