@@ -28,7 +28,7 @@ from backend.store.records import ModelVersionRecord
 from backend.training.dataset import ControlData, control_data
 from backend.training.fitting import TrainResult, mean_cv_accuracy, served_cv_accuracy, train_fast
 from backend.training.retention import prune_versions
-from backend.training.setfit_training import train_setfit
+from backend.training.setfit_training import DEFAULT_SECONDS_PER_STEP, train_setfit
 from backend.training.stopping import predict_stop_set
 
 log = logging.getLogger(__name__)
@@ -85,7 +85,17 @@ def train_project(
         if settings.slow_tier_budget_s > 0:
             deadline = started + max(10.0, settings.slow_tier_budget_s - settings.slow_tier_reserve_s)
         base = resume_from(services, served)
-        result = train_setfit(spec, data, base, settings, version, progress=progress, pause=pause, deadline=deadline)
+        result = train_setfit(
+            spec,
+            data,
+            base,
+            settings,
+            version,
+            progress=progress,
+            pause=pause,
+            deadline=deadline,
+            seconds_per_step=_seconds_per_step(services, project_id),
+        )
     path = settings.models_dir / str(project_id) / version
     if path.exists():
         shutil.rmtree(path)
@@ -117,6 +127,16 @@ def train_project(
     if (project.ls_url or settings.label_studio_url) and not project.detached:
         request_push(services, project_id, f"{version} published")
     return version
+
+
+def _seconds_per_step(services: Services, project_id: int) -> float:
+    """The previous SetFit version's measured seconds per contrastive step (the default guess before one)."""
+    last = services.store.versions.latest(project_id, SLOW)
+    for control in (last.metrics if last else {}).values():
+        measured = (control.get("setfit") or {}).get("seconds_per_step") if isinstance(control, dict) else None
+        if measured:
+            return float(measured)
+    return DEFAULT_SECONDS_PER_STEP
 
 
 def resume_from(services: Services, served: TextClassifier) -> Path:
