@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import REPO
+from tools.harness import REPO
 
 HERE = Path(__file__).resolve().parent
 

@@ -11,7 +11,7 @@ from typing import Any
 import requests
 
 from tests.conftest import config_xml, read_rows
-from tests.e2e.harness import TagloopServer, wait_until
+from tools.harness import TagloopServer, wait_until
 from tests.system.conftest import WorkerProcess
 
 NEWS = config_xml("news_topics")
