@@ -11,8 +11,8 @@ from typing import Any
 import requests
 
 from tests.conftest import config_xml, read_rows
-from tools.harness import TagloopServer, wait_until
 from tests.system.conftest import WorkerProcess
+from tools.harness import TagloopServer, wait_until
 
 NEWS = config_xml("news_topics")
 PROJECT = 41
