@@ -109,7 +109,10 @@ class Worker:
 
     def run_forever(self, stop: threading.Event, wait: Callable[[float], None]) -> None:
         """Loop until ``stop`` is set: run every runnable job, then wait for a nudge or ``worker_poll_s``."""
-        priority = self.services.settings.training_priority if self.lane == Lane.SLOW else "normal"
+        configured = self.services.settings.training_priority
+        # the slow lane at the configured priority (idle by default); the fast lane's short jobs at most at "low",
+        # so the web process's requests (webhook acks, /predict) come first on a shared machine
+        priority = configured if self.lane == Lane.SLOW else ("normal" if configured == "normal" else "low")
         applied = lower_priority(priority)
         log.info("worker %s started (priority %s)", self.name, applied)
         while not stop.is_set():
