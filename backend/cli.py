@@ -417,8 +417,16 @@ def review_sync(
 
 
 @app.command("settings")
-def show_settings(data_dir: DataDir = None) -> None:
+def show_settings(
+    data_dir: DataDir = None,
+    markdown: Annotated[bool, typer.Option(help="The reference table of every setting (docs/operations.md).")] = False,
+) -> None:
     """Print the settings in force (secrets masked) with their environment variable names."""
+    if markdown:
+        from backend.config import settings_table
+
+        typer.echo(settings_table())
+        return
     for name, value in _settings(data_dir).describe().items():
         typer.echo(f"TAGLOOP_{name.upper():<28} {value}")
 

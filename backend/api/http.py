@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import Flask, Response, current_app, jsonify, request
+from pydantic import BaseModel
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from backend.errors import NotFound, PayloadTooLarge, RequestError, TagloopError
 from backend.services import Services
+from backend.validation import parse
 
 log = logging.getLogger(__name__)
 MAX_URL_ID = 2**63 - 1
+M = TypeVar("M", bound=BaseModel)
 
 
 def get_services() -> Services:
@@ -38,6 +41,27 @@ def json_body() -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise RequestError(f"body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+
+
+def parse_body(model: type[M], **context: Any) -> M:
+    """The request body validated as ``model`` (``context`` reaches its validators, e.g. a limit from settings).
+
+    Raises:
+        RequestError: (400) not JSON, or not the declared shape; ``PayloadTooLarge`` (413) over the body limit;
+            ``UnprocessableRequest`` (422) over a declared limit.
+    """
+    return parse(model, json_body(), context=context or None)
+
+
+def parse_query(model: type[M]) -> M:
+    """The query string validated as ``model``; a bad parameter is a 422 naming it."""
+    return parse(model, request.args.to_dict(), unprocessable=True)
+
+
+def answer(model: type[BaseModel], data: Any, status: int = 200) -> tuple[Response, int]:
+    """``data`` as JSON, checked against its declared ``model`` first (a mismatch is a bug: 500, logged)."""
+    model.model_validate(data)
+    return jsonify(data), status
 
 
 def _error(status: int, code: str, reason: str) -> tuple[Response, int]:

@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response
 
-from backend.api.http import get_services, json_body
-from backend.errors import RequestError
-from backend.labelstudio.payloads import (
-    control_text,
-    parse_predict,
-    parse_project_id,
-    parse_webhook,
-    require_object,
-)
+from backend.api.http import answer, get_services, json_body, parse_body
+from backend.api.openapi import operation
+from backend.api.schemas import EventAnswer, Health, PredictAnswer, SetupAnswer
+from backend.labelstudio.payloads import WEBHOOK_BODIES, PredictBody, SetupBody, parse_webhook
 from backend.labelstudio.predictions import prediction, served_summary
+from backend.labelstudio.texts import control_text
 from backend.loop.events import handle_event, project_for, register
 from backend.ranking import certainty, strategy_name
 from strategies import describe
@@ -26,41 +22,43 @@ MODEL_CLASS = "tagloop.SetFit"
 
 
 @bp.get("/health")
-def health() -> Response:
+@operation("Liveness for Label Studio (no model work; never authenticated)", {200: Health})
+def health() -> tuple[Response, int]:
     """Liveness for Label Studio (called often, with a 1 s timeout: no model work here)."""
-    return jsonify({"status": "UP", "model_class": MODEL_CLASS})
+    return answer(Health, {"status": "UP", "model_class": MODEL_CLASS})
 
 
 @bp.post("/setup")
-def setup() -> Response:
+@operation(
+    "Register a project's labeling config and Label Studio address", {200: SetupAnswer}, body=SetupBody, errors=(422,)
+)
+def setup() -> tuple[Response, int]:
     """Register a project's config and Label Studio address; answer with the version that will serve."""
-    body = require_object(json_body())
-    project_id = parse_project_id(body.get("project"))
-    if project_id is None:
-        raise RequestError("'project': missing; expected the Label Studio project id")
-    schema = body.get("schema")
-    if not isinstance(schema, str):
-        raise RequestError("'schema': expected the labeling config XML as a string")
+    body = parse_body(SetupBody)
     services = get_services()
-    project, spec = register(services, project_id, schema, body.get("hostname"), body.get("access_token"))
+    project, spec = register(services, body.project, body.schema_, body.hostname, body.access_token)
     services.catch_up_if_due(project)
-    return jsonify(
-        {
-            "model_version": services.models.served_version(project, spec),
-            "controls": [c.name for c in spec.controls],
-            "ignored": list(spec.ignored),
-        }
+    version = services.models.served_version(project, spec)
+    return answer(
+        SetupAnswer,
+        {"model_version": version, "controls": [c.name for c in spec.controls], "ignored": list(spec.ignored)},
     )
 
 
 @bp.post("/predict")
-def predict() -> Response:
+@operation(
+    "Pre-annotations for the given tasks, one per task, in request order",
+    {200: PredictAnswer},
+    body=PredictBody,
+    errors=(422,),
+)
+def predict() -> tuple[Response, int]:
     """Pre-annotations for the given tasks, one entry per task, in request order."""
     services = get_services()
     services.activity.mark()  # training on this machine pauses between steps while requests come in
     settings = services.settings
-    req = parse_predict(json_body(), max_tasks=settings.max_tasks_per_request)
-    project, spec = project_for(services, req.project_id, req.label_config)
+    req = parse_body(PredictBody, max_tasks=settings.max_tasks_per_request)
+    project, spec = project_for(services, req.project, req.label_config)
     texts: dict[str, list[str]] = {c.name: [] for c in spec.controls}
     for i, task in enumerate(req.tasks):
         ref = f"tasks[{i}] (id {task.id})"
@@ -92,15 +90,21 @@ def predict() -> Response:
             version=model.version,
             scores=psi_scores,
         )
-    return jsonify({"results": results, "model_version": model.version})
+    return answer(PredictAnswer, {"results": results, "model_version": model.version})
 
 
 @bp.post("/webhook")
+@operation(
+    "Label Studio events: annotations are stored before the answer; training is only queued",
+    {200: EventAnswer, 201: EventAnswer},
+    body=WEBHOOK_BODIES,
+    errors=(422,),
+)
 def webhook() -> tuple[Response, int]:
     """Persist annotation events before answering (one transaction); training is only queued here."""
     services = get_services()
     event = parse_webhook(json_body())
     services.served.flush()  # review routing and acceptance read what /predict recorded
     with services.store.unit_of_work():
-        answer = handle_event(services, event)
-    return jsonify(answer), 201 if event.action == "START_TRAINING" else 200
+        done = handle_event(services, event)
+    return answer(EventAnswer, done, 201 if event.action == "START_TRAINING" else 200)

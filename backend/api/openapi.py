@@ -1,361 +1,120 @@
-"""The OpenAPI 3.0 description of every endpoint, served at ``GET /openapi.json``.
+"""``GET /openapi.json``: the OpenAPI 3.0 document, generated from the app's routes and the pydantic models.
 
-Maintained by hand next to the routes: ``tests/backend/test_openapi_fuzz.py`` fails when a Flask route (path and
-method) is missing here, and fuzzes every operation described here with schemathesis. When you add a route,
-add its operation with ``_operation(...)`` below (request schema, the statuses it answers, its security).
+Each view declares its operation next to its route with ``@operation(...)``: a summary, its success answers' models,
+its body and query models and the error statuses it adds. The rest is derived: the path and its parameters from the
+Flask rule, the security from ``backend.api.auth.surface`` (so the document says what the hook enforces), 401 where
+credentials may be needed, 400 and 413 where there is a body, 404 where the path names a project. Schemas come from
+``model_json_schema`` (JSON Schema 2020-12) turned into OpenAPI 3.0's dialect by ``openapi_schema``.
 """
 
 from __future__ import annotations
 
-import copy
-from typing import Any
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, current_app, jsonify
+from pydantic import BaseModel
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
+from werkzeug.routing import Rule
 
 from backend import __version__
+from backend.api.auth import surface
+from backend.api.schemas import ErrorAnswer, OpenApiDocument
 
-JSON = "application/json"
 Schema = dict[str, Any]
-
-LABEL_STUDIO_SECURITY: list[dict[str, list[str]]] = [{"basicAuth": []}, {"bearerAuth": []}]
-"""Enforced only when ``TAGLOOP_BASIC_AUTH_USER``/``_PASSWORD`` are set (Bearer = ``TAGLOOP_API_KEY``)."""
-API_SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}]
-"""Enforced only when ``TAGLOOP_API_KEY`` is set."""
-OPEN: list[dict[str, list[str]]] = []
-
-ERROR: Schema = {
-    "type": "object",
-    "required": ["error", "reason"],
-    "properties": {"error": {"type": "string"}, "reason": {"type": "string"}},
+V = TypeVar("V", bound=Callable[..., Any])
+ATTRIBUTE = "__openapi__"
+EXTENSION = "tagloop.openapi"
+JSON = "application/json"
+SECURITY: dict[str, list[dict[str, list[str]]]] = {
+    "open": [],
+    "labelstudio": [{"basicAuth": []}, {"bearerAuth": []}],
+    "api": [{"bearerAuth": []}],
 }
-PROJECT_REF: Schema = {
-    "description": "Label Studio project id: an integer, '<id>.<created unix time>' or a project object.",
-    "oneOf": [
-        {"type": "integer", "minimum": 0},
-        {"type": "string", "example": "12.1700000000"},
-        {"type": "object", "properties": {"id": {"type": "integer"}}},
-    ],
-}
-TASK: Schema = {
-    "type": "object",
-    "required": ["data"],
-    "properties": {"id": {"type": "integer"}, "data": {"type": "object", "example": {"text": "Stocks rally."}}},
-}
-CHOICES_RESULT: Schema = {
-    "type": "array",
-    "items": {
-        "type": "object",
-        "properties": {
-            "from_name": {"type": "string"},
-            "to_name": {"type": "string"},
-            "type": {"type": "string"},
-            "value": {"type": "object", "properties": {"choices": {"type": "array", "items": {"type": "string"}}}},
-        },
-    },
-}
-PREDICTION: Schema = {
-    "type": "object",
-    "properties": {"model_version": {"type": "string"}, "score": {"type": "number"}, "result": CHOICES_RESULT},
-}
-JOB_STATUS: Schema = {
-    "type": "object",
-    "required": ["status"],
-    "properties": {"status": {"type": "string", "enum": ["queued", "already_queued"]}, "tier": {"type": "string"}},
-}
-STRATEGY: Schema = {
-    "type": "object",
-    "required": ["project", "strategy", "available"],
-    "properties": {
-        "project": {"type": "integer"},
-        "strategy": {"type": "string"},
-        "project_setting": {"type": "string", "nullable": True},
-        "available": {"type": "array", "items": {"type": "string"}},
-    },
-}
-PROJECT_ID_PARAM: Schema = {
-    "name": "project_id",
-    "in": "path",
-    "required": True,
-    "schema": {"type": "integer", "minimum": 0},
-    "example": 1,
-}
-NEWS_CONFIG = (
-    '<View><Text name="text" value="$text"/><Choices name="topic" toName="text">'
-    '<Choice value="World"/><Choice value="Sports"/><Choice value="Business"/><Choice value="Sci/Tech"/>'
-    "</Choices></View>"
-)
+"""Per ``auth.surface``; enforced where configured (Basic: ``TAGLOOP_BASIC_AUTH_*``, Bearer: ``TAGLOOP_API_KEY``)."""
 STATUS_TEXT = {
-    "200": "OK",
-    "201": "Created",
-    "202": "Accepted",
-    "400": "Malformed request",
-    "401": "Missing or wrong credentials (when authentication is configured)",
-    "403": "Authentication required but not configured on the server",
-    "404": "Unknown project",
-    "405": "Method not allowed",
-    "409": "Conflicts with an earlier request (an idempotency key reused with other content)",
-    "413": "Body larger than TAGLOOP_MAX_BODY_BYTES",
-    "422": "Well-formed but not servable as asked",
+    200: "OK",
+    201: "Created",
+    202: "Accepted",
+    400: "Malformed request",
+    401: "Missing or wrong credentials (when authentication is configured)",
+    403: "Authentication required but not configured on the server",
+    404: "Unknown project",
+    409: "Conflicts with an earlier request (an idempotency key reused with other content)",
+    413: "Body larger than the limit",
+    422: "Well-formed but not servable as asked",
 }
+PATH_PARAMETER = re.compile(r"<(?:(?P<converter>[^:<>]+):)?(?P<name>[^<>]+)>")
 
 
-def _json(schema: Schema) -> Schema:
-    return {"content": {JSON: {"schema": schema}}}
+@dataclass(frozen=True)
+class Operation:
+    """What a view declares about itself; ``ok`` maps a success status to its answer model (None: plain text)."""
+
+    summary: str
+    ok: Mapping[int, type[BaseModel] | None]
+    body: type[BaseModel] | tuple[type[BaseModel], ...] | None = None
+    """The request body's model, or its forms (any of them)."""
+    query: type[BaseModel] | None = None
+    errors: tuple[int, ...] = ()
 
 
-def _operation(
+def operation(
     summary: str,
-    ok: dict[str, Schema],
+    ok: Mapping[int, type[BaseModel] | None],
     *,
-    errors: tuple[str, ...] = (),
-    body: Schema | None = None,
-    security: list[dict[str, list[str]]] | None = None,
-    parameters: list[Schema] | None = None,
-) -> Schema:
-    """One operation: ``ok`` maps success statuses to response schemas; ``errors`` are JSON error statuses."""
-    op: Schema = {"summary": summary, "responses": {}}
-    for code, schema in ok.items():
-        op["responses"][code] = {"description": STATUS_TEXT[code], **_json(schema)}
-    for code in errors:
-        op["responses"][code] = {"description": STATUS_TEXT[code], **_json(ERROR)}
-    if body is not None:
-        op["requestBody"] = {"required": True, **_json(body)}
-    if security is not None:
-        op["security"] = security
-    if parameters:
-        op["parameters"] = parameters
-    return op
+    body: type[BaseModel] | tuple[type[BaseModel], ...] | None = None,
+    query: type[BaseModel] | None = None,
+    errors: tuple[int, ...] = (),
+) -> Callable[[V], V]:
+    """Declare a view's OpenAPI operation (put it under the route decorator)."""
+
+    def declare(view: V) -> V:
+        setattr(view, ATTRIBUTE, Operation(summary, ok, body, query, errors))
+        return view
+
+    return declare
 
 
-def _labelstudio_paths() -> dict[str, Schema]:
-    ls_errors = ("400", "401", "413", "422")
-    setup_body = {
-        "type": "object",
-        "required": ["project", "schema"],
-        "properties": {
-            "project": PROJECT_REF,
-            "schema": {"type": "string", "example": NEWS_CONFIG},
-            "hostname": {"type": "string"},
-            "access_token": {"type": "string"},
-            "extra_params": {"nullable": True},
-        },
-        "example": {"project": "1.1700000000", "schema": NEWS_CONFIG},
-    }
-    predict_body = {
-        "type": "object",
-        "required": ["tasks"],
-        "properties": {
-            "tasks": {"type": "array", "items": TASK},
-            "project": PROJECT_REF,
-            "label_config": {"type": "string"},
-            "params": {"type": "object"},
-        },
-        "example": {"project": "1.1700000000", "tasks": [{"id": 1, "data": {"text": "Stocks rally."}}]},
-    }
-    webhook_body = {
-        "type": "object",
-        "required": ["action"],
-        "properties": {
-            "action": {
-                "type": "string",
-                "example": "ANNOTATION_CREATED",
-                "description": "ANNOTATION_CREATED, ANNOTATION_UPDATED, ANNOTATIONS_DELETED, TASKS_CREATED, "
-                "START_TRAINING; other events are acknowledged and ignored.",
-            },
-            "project": PROJECT_REF,
-            "annotation": {"type": "object", "properties": {"id": {"type": "integer"}, "result": CHOICES_RESULT}},
-            "task": TASK,
-            "annotations": {"type": "array", "items": {"type": "object", "properties": {"id": {"type": "integer"}}}},
-            "tasks": {"type": "array", "items": TASK},
-        },
-    }
-    event_answer = {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}}
-    return {
-        "/health": {
-            "get": _operation(
-                "Liveness for Label Studio (no model work; never authenticated)",
-                {"200": {"type": "object", "properties": {"status": {"type": "string"}}}},
-                security=OPEN,
-            )
-        },
-        "/setup": {
-            "post": _operation(
-                "Register a project's labeling config and Label Studio address",
-                {
-                    "200": {
-                        "type": "object",
-                        "required": ["model_version"],
-                        "properties": {"model_version": {"type": "string"}},
-                    }
-                },
-                errors=ls_errors,
-                body=setup_body,
-                security=LABEL_STUDIO_SECURITY,
-            )
-        },
-        "/predict": {
-            "post": _operation(
-                "Pre-annotations for the given tasks, one per task, in request order",
-                {
-                    "200": {
-                        "type": "object",
-                        "required": ["results", "model_version"],
-                        "properties": {
-                            "results": {"type": "array", "items": PREDICTION},
-                            "model_version": {"type": "string"},
-                        },
-                    }
-                },
-                errors=ls_errors,
-                body=predict_body,
-                security=LABEL_STUDIO_SECURITY,
-            )
-        },
-        "/webhook": {
-            "post": _operation(
-                "Label Studio events: annotations are stored before the answer; training is only queued",
-                {"200": event_answer, "201": event_answer},
-                errors=ls_errors,
-                body=webhook_body,
-                security=LABEL_STUDIO_SECURITY,
-            )
-        },
-    }
+EXTERNAL = {"metrics": Operation("Prometheus metrics (text exposition format)", {200: None})}
+"""Operations of routes registered by modules that declare no models (by Flask endpoint)."""
 
 
-def _api_paths() -> dict[str, Schema]:
-    params = [PROJECT_ID_PARAM]
-    status = _operation(
-        "Labels, served version and metrics, versions, jobs and the last error of a project",
-        {"200": {"type": "object", "required": ["project", "model_version"]}},
-        errors=("401", "404"),
-        security=API_SECURITY,
-        parameters=params,
-    )
-    tier = {"name": "tier", "in": "query", "required": False, "schema": {"type": "string", "example": "fast"}}
-    rollback_body = {"type": "object", "required": ["version"], "properties": {"version": {"type": "string"}}}
-    strategy_body = {"type": "object", "properties": {"strategy": {"type": "string", "nullable": True}}}
-    return {
-        "/api/projects/{project_id}": {"get": status},
-        "/api/projects/{project_id}/status": {"get": status},
-        "/api/projects/{project_id}/train": {
-            "post": _operation(
-                "Queue a training of the project (tier fast, setfit or transformer)",
-                {"202": JOB_STATUS},
-                errors=("401", "404", "422"),
-                security=API_SECURITY,
-                parameters=[PROJECT_ID_PARAM, tier],
-            )
-        },
-        "/api/projects/{project_id}/rollback": {
-            "post": _operation(
-                "Serve a kept version again",
-                {"200": {"type": "object", "required": ["project", "model_version"]}},
-                errors=("400", "401", "404", "413", "422"),
-                body=rollback_body,
-                security=API_SECURITY,
-                parameters=params,
-            )
-        },
-        "/api/projects/{project_id}/queue": {
-            "get": _operation(
-                "Task ids pushed to Label Studio for the served version, in queue order",
-                {"200": {"type": "object", "required": ["project", "tasks", "protected"]}},
-                errors=("401", "404"),
-                security=API_SECURITY,
-                parameters=params,
-            )
-        },
-        "/api/projects/{project_id}/strategy": {
-            "get": _operation(
-                "The project's query strategy and the registered names",
-                {"200": STRATEGY},
-                errors=("401", "404"),
-                security=API_SECURITY,
-                parameters=params,
-            ),
-            "put": _operation(
-                "Set the project's query strategy (null: the default) and re-rank its queue",
-                {"200": STRATEGY},
-                errors=("400", "401", "404", "413", "422"),
-                body=strategy_body,
-                security=API_SECURITY,
-                parameters=params,
-            ),
-        },
-    }
+def init_app(app: Flask) -> None:
+    """Serve the document at ``GET /openapi.json`` (built at the first request, once the routes are all there)."""
+
+    @app.get("/openapi.json")
+    @operation("This document", {200: OpenApiDocument})
+    def _openapi() -> Response:
+        if EXTENSION not in current_app.extensions:
+            current_app.extensions[EXTENSION] = document(current_app)
+        return jsonify(current_app.extensions[EXTENSION])
 
 
-def _review_paths() -> dict[str, Schema]:
-    """Moderation review (``backend/api/review.py``)."""
-    labels: Schema = {"type": "array", "items": {"type": "string"}, "example": ["Violating"]}
-    feedback_body: Schema = {
-        "type": "object",
-        "required": ["project", "text", "external_id", "predicted", "correct"],
-        "properties": {
-            "project": PROJECT_REF,
-            "text": {"type": "string", "example": "you people are all the same"},
-            "external_id": {"oneOf": [{"type": "string"}, {"type": "integer"}], "example": "mod-123"},
-            "predicted": labels,
-            "correct": {**labels, "example": ["Safe"]},
-            "reporter": {"type": "string"},
-            "control": {"type": "string", "description": "<Choices> name; default: the moderation control"},
-        },
-    }
-    item: Schema = {"type": "object", "required": ["status", "item"]}
-    query = [
-        {"name": name, "in": "query", "required": False, "schema": {"type": "string", "example": example}}
-        for name, example in (("queue", "false_positive"), ("order", "confident"), ("state", "open"), ("limit", "20"))
-    ]
-    return {
-        "/api/feedback": {
-            "post": _operation(
-                "Report a misclassified production text (always needs the Bearer API key); idempotent on external_id",
-                {"201": item, "200": item},
-                errors=("400", "401", "403", "404", "409", "413", "422"),
-                body=feedback_body,
-                security=[{"bearerAuth": []}],
-            )
-        },
-        "/api/projects/{project_id}/review": {
-            "get": _operation(
-                "Review queues with sizes and throughput, thresholds and PSI; ?queue= lists its items in order",
-                {"200": {"type": "object", "required": ["project", "queues"]}},
-                errors=("401", "404", "422"),
-                security=API_SECURITY,
-                parameters=[PROJECT_ID_PARAM, *query],
-            )
-        },
-    }
+def operations(app: Flask) -> list[tuple[Rule, str, Operation | None]]:
+    """(rule, lower-case method, its declared operation or None) of every route of ``app``."""
+    out = []
+    for rule in app.url_map.iter_rules():
+        declared = getattr(app.view_functions[rule.endpoint], ATTRIBUTE, None) or EXTERNAL.get(rule.endpoint)
+        out += [(rule, m.lower(), declared) for m in sorted(rule.methods or ()) if m not in ("HEAD", "OPTIONS")]
+    return out
 
 
-def _operations_paths() -> dict[str, Schema]:
-    text = {"content": {"text/plain": {"schema": {"type": "string"}}}}
-    return {
-        "/metrics": {
-            "get": {
-                "summary": "Prometheus metrics (text exposition format)",
-                "security": API_SECURITY,
-                "responses": {
-                    "200": {"description": "OK", **text},
-                    "401": {"description": STATUS_TEXT["401"], **_json(ERROR)},
-                },
-            }
-        },
-        "/openapi.json": {
-            "get": _operation(
-                "This document", {"200": {"type": "object", "required": ["openapi", "paths"]}}, security=OPEN
-            )
-        },
-    }
-
-
-def document() -> Schema:
-    """The OpenAPI 3.0.3 document (a fresh deep copy on every call: the constants above stay untouched)."""
-    return copy.deepcopy(_document())
-
-
-def _document() -> Schema:
+def document(app: Flask) -> Schema:
+    """The OpenAPI 3.0.3 document of ``app``'s declared routes."""
+    declared = [(rule, method, op) for rule, method, op in operations(app) if op is not None]
+    validation: JsonSchemaMode = "validation"
+    serialization: JsonSchemaMode = "serialization"
+    models = {(m, validation) for _, _, op in declared for m in (*_forms(op.body), op.query) if m is not None}
+    models |= {(m, serialization) for _, _, op in declared for m in op.ok.values() if m is not None}
+    models.add((ErrorAnswer, serialization))
+    refs, definitions = models_json_schema(sorted(models, key=str), ref_template="#/components/schemas/{model}")
+    paths: dict[str, dict[str, Schema]] = {}
+    for rule, method, op in declared:
+        path = PATH_PARAMETER.sub(r"{\g<name>}", rule.rule)
+        paths.setdefault(path, {})[method] = _operation(rule, op, refs)
     return {
         "openapi": "3.0.3",
         "info": {
@@ -366,19 +125,97 @@ def _document() -> Schema:
             "/setup, /predict and /webhook; Bearer TAGLOOP_API_KEY on every other path except /health and "
             "/openapi.json.",
         },
-        "paths": {**_labelstudio_paths(), **_api_paths(), **_review_paths(), **_operations_paths()},
+        "paths": paths,
         "components": {
+            "schemas": openapi_schema(definitions.get("$defs", {})),
             "securitySchemes": {
                 "basicAuth": {"type": "http", "scheme": "basic"},
                 "bearerAuth": {"type": "http", "scheme": "bearer"},
-            }
+            },
         },
     }
 
 
-def init_app(app: Flask) -> None:
-    """Serve the document at ``GET /openapi.json``."""
+def _operation(rule: Rule, op: Operation, refs: Mapping[tuple[Any, JsonSchemaMode], Schema]) -> Schema:
+    kind = surface(rule.rule)
+    errors = set(op.errors) | ({401} if kind != "open" else set()) | ({400, 413} if op.body else set())
+    errors |= {404} if "project_id" in rule.arguments else set()
+    responses: Schema = {str(status): _answer(status, refs.get((m, "serialization"))) for status, m in op.ok.items()}
+    error = {"$ref": "#/components/schemas/ErrorAnswer"}
+    responses |= {str(s): {"description": STATUS_TEXT[s], "content": {JSON: {"schema": error}}} for s in sorted(errors)}
+    out: Schema = {"summary": op.summary, "security": SECURITY[kind], "responses": responses}
+    parameters = [_path_parameter(match) for match in PATH_PARAMETER.finditer(rule.rule)]
+    parameters += _query_parameters(op.query) if op.query else []
+    if parameters:
+        out["parameters"] = parameters
+    if op.body:
+        forms = [refs[(m, "validation")] for m in _forms(op.body)]
+        schema = forms[0] if len(forms) == 1 else {"anyOf": forms}
+        out["requestBody"] = {"required": True, "content": {JSON: {"schema": schema}}}
+    return out
 
-    @app.get("/openapi.json")
-    def _openapi() -> Response:
-        return jsonify(document())
+
+def _forms(body: type[BaseModel] | tuple[type[BaseModel], ...] | None) -> tuple[type[BaseModel], ...]:
+    return () if body is None else body if isinstance(body, tuple) else (body,)
+
+
+def _answer(status: int, schema: Schema | None) -> Schema:
+    if schema is None:
+        return {"description": STATUS_TEXT[status], "content": {"text/plain": {"schema": {"type": "string"}}}}
+    return {"description": STATUS_TEXT[status], "content": {JSON: {"schema": schema}}}
+
+
+def _path_parameter(match: re.Match[str]) -> Schema:
+    integer = match["converter"] == "int"
+    schema = {"type": "integer", "minimum": 0, "example": 1} if integer else {"type": "string"}
+    return {"name": match["name"], "in": "path", "required": True, "schema": schema}
+
+
+def _query_parameters(model: type[BaseModel]) -> list[Schema]:
+    properties = openapi_schema(model.model_json_schema()).get("properties", {})
+    return [
+        {
+            "name": name,
+            "in": "query",
+            "required": field.is_required(),
+            "description": field.description or "",
+            "schema": properties[name],
+        }
+        for name, field in model.model_fields.items()
+    ]
+
+
+def openapi_schema(schema: Any) -> Any:
+    """JSON Schema 2020-12 (pydantic's) → the OpenAPI 3.0 dialect: ``X | None`` → ``nullable``, ``const`` → a
+    one-value ``enum``, ``examples`` → ``example``, numeric ``exclusiveMinimum``/``Maximum`` → booleans."""
+    if isinstance(schema, list):
+        return [openapi_schema(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out: Schema = {}
+    for key, value in schema.items():
+        if key in ("properties", "$defs"):
+            out[key] = {name: openapi_schema(item) for name, item in value.items()}
+        elif key in ("default", "example", "enum"):
+            out[key] = value
+        elif key == "const":
+            out["enum"] = [value]
+        elif key == "examples":
+            out["example"] = value[0]
+        elif key in ("exclusiveMinimum", "exclusiveMaximum") and not isinstance(value, bool):
+            out[key.replace("exclusiveM", "m")], out[key] = value, True
+        else:
+            out[key] = openapi_schema(value)
+    return _nullable(out)
+
+
+def _nullable(schema: Schema) -> Schema:
+    options = schema.get("anyOf")
+    if not options or {"type": "null"} not in options:
+        return schema
+    rest = [o for o in options if o != {"type": "null"}]
+    schema = {k: v for k, v in schema.items() if k != "anyOf"}
+    if len(rest) > 1:
+        return {**schema, "anyOf": rest, "nullable": True}
+    only = rest[0]
+    return {**schema, **({"allOf": [only]} if "$ref" in only else only), "nullable": True}

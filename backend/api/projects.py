@@ -5,10 +5,21 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response
 
-from backend.api.http import get_services, json_body
-from backend.errors import NotFound, RequestError, UnprocessableRequest
+from backend.api.http import answer, get_services, parse_body, parse_query
+from backend.api.openapi import operation
+from backend.api.schemas import (
+    JobQueued,
+    ProjectStatus,
+    QueueAnswer,
+    RollbackAnswer,
+    RollbackBody,
+    StrategyAnswer,
+    StrategyBody,
+    TrainQuery,
+)
+from backend.errors import NotFound, UnprocessableRequest
 from backend.insights import insights
 from backend.jobs.kinds import TRAINING_KINDS, JobKind, parse_kind
 from backend.labelstudio.label_config import parse_label_config
@@ -22,9 +33,10 @@ bp = Blueprint("projects", __name__, url_prefix="/api/projects")
 
 @bp.get("/<int:project_id>")
 @bp.get("/<int:project_id>/status")
-def status(project_id: int) -> Response:
+@operation("Labels, served version and metrics, versions, jobs and the last error of a project", {200: ProjectStatus})
+def status(project_id: int) -> tuple[Response, int]:
     """Labels, served version with its metrics, versions, queued/running jobs with progress, last error."""
-    return jsonify(project_status(get_services(), project_id))
+    return answer(ProjectStatus, project_status(get_services(), project_id))
 
 
 def project_status(services: Services, project_id: int) -> dict[str, Any]:
@@ -64,24 +76,23 @@ def project_status(services: Services, project_id: int) -> dict[str, Any]:
 
 
 @bp.post("/<int:project_id>/train")
+@operation("Queue a training of the project", {202: JobQueued}, query=TrainQuery, errors=(422,))
 def train(project_id: int) -> tuple[Response, int]:
     """Queue a training of the project in the background (``?tier=fast|setfit|transformer``, default: the
     ``slow_tier`` setting)."""
     services = get_services()
-    tier = parse_kind(request.args.get("tier", services.settings.slow_tier), TRAINING_KINDS).value
+    tier = parse_kind(parse_query(TrainQuery).tier or services.settings.slow_tier, TRAINING_KINDS).value
     if services.store.projects.get(project_id) is None:
         raise NotFound(f"project {project_id} is not known to tagloop")
-    return jsonify({"status": services.request_job(project_id, tier, "API request"), "tier": tier}), 202
+    return answer(JobQueued, {"status": services.request_job(project_id, tier, "API request"), "tier": tier}, 202)
 
 
 @bp.post("/<int:project_id>/rollback")
-def rollback(project_id: int) -> Response:
+@operation("Serve a kept version again", {200: RollbackAnswer}, body=RollbackBody, errors=(422,))
+def rollback(project_id: int) -> tuple[Response, int]:
     """Serve an earlier version again: body ``{"version": name}``; Label Studio is updated in the background."""
-    body = json_body()
-    version = body.get("version") if isinstance(body, dict) else None
-    if not isinstance(version, str) or not version:
-        raise RequestError("'version': expected the name of a kept version")
-    return jsonify(rollback_to(get_services(), project_id, version))
+    body = parse_body(RollbackBody)
+    return answer(RollbackAnswer, rollback_to(get_services(), project_id, body.version))
 
 
 def rollback_to(services: Services, project_id: int, version: str) -> dict[str, Any]:
@@ -98,7 +109,8 @@ def rollback_to(services: Services, project_id: int, version: str) -> dict[str, 
 
 
 @bp.get("/<int:project_id>/queue")
-def queue(project_id: int) -> Response:
+@operation("Task ids pushed to Label Studio for the served version, in queue order", {200: QueueAnswer})
+def queue(project_id: int) -> tuple[Response, int]:
     """The task ids tagloop pushed to Label Studio for the served version, in queue order (first = next), then the
     protected ones outside the head that keep an earlier version's prediction; ``protected``: the tasks an annotator
     may have open, whose predictions the pushes keep."""
@@ -107,31 +119,36 @@ def queue(project_id: int) -> Response:
     if project is None:
         raise NotFound(f"project {project_id} is not known to tagloop")
     spec = parse_label_config(project.label_config)
-    return jsonify(
+    return answer(
+        QueueAnswer,
         {
             "project": project_id,
             "model_version": services.models.served_version(project, spec),
             "strategy": strategy_name(services.settings, project, spec),
             "tasks": list(project.pushed_tasks),
             "protected": sorted(project.protected_tasks),
-        }
+        },
     )
 
 
 @bp.get("/<int:project_id>/strategy")
-def get_strategy_setting(project_id: int) -> Response:
+@operation("The project's query strategy and the registered names", {200: StrategyAnswer})
+def get_strategy_setting(project_id: int) -> tuple[Response, int]:
     """The project's query strategy, whether it is its own or the default, and the registered names."""
-    return jsonify(strategy_json(get_services(), project_id))
+    return answer(StrategyAnswer, strategy_json(get_services(), project_id))
 
 
 @bp.put("/<int:project_id>/strategy")
-def put_strategy_setting(project_id: int) -> Response:
+@operation(
+    "Set the project's query strategy (null: the default) and re-rank its queue",
+    {200: StrategyAnswer},
+    body=StrategyBody,
+    errors=(422,),
+)
+def put_strategy_setting(project_id: int) -> tuple[Response, int]:
     """Set the strategy (``{"strategy": name}``; ``null`` for the default) and re-rank the queue in LS."""
-    body = json_body()
-    name = body.get("strategy") if isinstance(body, dict) else None
-    if name is not None and not isinstance(name, str):
-        raise RequestError("'strategy': expected a strategy name or null")
-    return jsonify(set_strategy(get_services(), project_id, name or ""))
+    body = parse_body(StrategyBody)
+    return answer(StrategyAnswer, set_strategy(get_services(), project_id, body.strategy or ""))
 
 
 def strategy_json(services: Services, project_id: int) -> dict[str, Any]:

@@ -29,8 +29,8 @@ import numpy as np
 from backend.config import Settings
 from backend.labelstudio.client import LabelStudioClient
 from backend.labelstudio.label_config import LabelSpec
-from backend.labelstudio.payloads import control_text
 from backend.labelstudio.predictions import prediction, served_summary
+from backend.labelstudio.texts import control_text
 from backend.models.classifier import TextClassifier
 from backend.models.registry import ModelRegistry
 from backend.ranking import RankInput, primary, rank, strategy_name

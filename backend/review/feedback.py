@@ -1,24 +1,26 @@
 """``POST /api/feedback``: an external moderation system reports a misclassified production text.
 
-Body: ``{"project": <LS id>, "text": str, "external_id": str, "predicted": [labels], "correct": [labels],
-"reporter": str, "control": str (optional; default: the moderation control)}``. The report is validated
-against the project's config, routed to the false-positive or false-negative queue, and stored once per
+The body is a ``FeedbackBody`` (its shape checked by ``backend.api``); ``parse_feedback`` checks it against the
+project's config; the report is routed to the false-positive or false-negative queue, and stored once per
 ``external_id`` (a repeat with the same content answers ``duplicate``; with other content, 409).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from backend.errors import NotFound, RequestError, UnknownLabel, UnprocessableRequest
+from pydantic import BeforeValidator, Field, ValidationInfo, field_validator
+
+from backend.errors import NotFound, UnknownLabel, UnprocessableRequest
 from backend.labelstudio.label_config import ControlSpec, parse_label_config
-from backend.labelstudio.payloads import parse_project_id, require_object
+from backend.labelstudio.payloads import Loose, ProjectRef
 from backend.review.errors import IdempotencyConflict, NotModerated
 from backend.review.moderation import Moderation, harmful_labels, moderation_control
 from backend.review.queues import route_disagreement
 from backend.review.routing import REVIEW, review_store
 from backend.store.records import NewItem, ReviewItemRecord
+from backend.validation import invalid
 
 if TYPE_CHECKING:
     from backend.services import Services
@@ -27,6 +29,42 @@ MAX_EXTERNAL_ID = 200
 MAX_ID = 2**63 - 1
 """Largest id a BIGINT column holds (a larger one cannot name a project)."""
 MAX_REPORTER = 320
+NON_EMPTY = r"\S"
+
+
+def _id_text(value: Any) -> Any:
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+class FeedbackBody(Loose):
+    """``POST /api/feedback``: a production text the moderation model got wrong."""
+
+    project: ProjectRef = Field(description="the Label Studio project id")
+    text: str = Field(
+        pattern=NON_EMPTY,
+        description="a non-empty string: the text (at most TAGLOOP_MAX_TEXT_CHARS characters)",
+        examples=["you people are all the same"],
+    )
+    external_id: Annotated[str, BeforeValidator(_id_text, json_schema_input_type=str | int)] = Field(
+        pattern=NON_EMPTY,
+        max_length=MAX_EXTERNAL_ID,
+        description="a non-empty string (or an integer): your id of the report; a repeat answers 'duplicate'",
+        examples=["mod-123"],
+    )
+    predicted: list[str] = Field(description="a list of label strings: what was predicted", examples=[["Violating"]])
+    correct: list[str] = Field(description="a list of label strings: the right labels", examples=[["Safe"]])
+    reporter: str | None = Field(None, max_length=MAX_REPORTER, description="who reports (a string)")
+    control: str | None = Field(
+        None, max_length=200, description="a <Choices> name; default: the project's moderation control"
+    )
+
+    @field_validator("text")
+    @classmethod
+    def _at_most(cls, text: str, info: ValidationInfo) -> str:
+        limit = (info.context or {}).get("max_text_chars")
+        if limit is not None and len(text) > limit:
+            raise invalid(f"got {len(text)} characters; the limit is {limit}", unprocessable=True)
+        return text
 
 
 @dataclass(frozen=True)
@@ -42,27 +80,7 @@ class FeedbackReport:
     reporter: str
 
 
-def _string(body: dict[str, Any], name: str, *, limit: int, required: bool = True) -> str:
-    value = body.get(name)
-    if isinstance(value, int) and not isinstance(value, bool) and name == "external_id":
-        value = str(value)
-    if value is None and not required:
-        return ""
-    if not isinstance(value, str) or (required and not value.strip()):
-        raise RequestError(f"{name!r}: got {value!r}, expected a non-empty string")
-    if len(value) > limit:
-        raise UnprocessableRequest(f"{name!r} has {len(value)} characters; the limit is {limit}")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise RequestError(f"{name!r}: not valid Unicode (lone surrogate at {exc.start}); send UTF-8 text") from None
-    return value
-
-
-def _labels(body: dict[str, Any], name: str, control: ControlSpec) -> tuple[str, ...]:
-    value = body.get(name)
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise RequestError(f"{name!r}: got {value!r}, expected a list of label strings")
+def _labels(value: list[str], name: str, control: ControlSpec) -> tuple[str, ...]:
     unknown = [v for v in value if v not in control.labels]
     if unknown:
         raise UnknownLabel(
@@ -73,35 +91,30 @@ def _labels(body: dict[str, Any], name: str, control: ControlSpec) -> tuple[str,
     return tuple(dict.fromkeys(value))
 
 
-def parse_feedback(services: Services, body: Any) -> FeedbackReport:
-    """Validate a report against the project's labeling config."""
-    body = require_object(body)
-    project_id = parse_project_id(body.get("project"))
-    if project_id is None:
-        raise RequestError("'project': missing; expected the Label Studio project id")
-    project = services.store.projects.get(project_id) if project_id <= MAX_ID else None
+def parse_feedback(services: Services, body: FeedbackBody) -> FeedbackReport:
+    """Check a report against the project's labeling config."""
+    project = services.store.projects.get(body.project)
     if project is None:
-        raise NotFound(f"project {project_id} is not known to tagloop; connect it from Label Studio first")
-    spec, named = parse_label_config(project.label_config), services.settings.harmful_label_set
-    name = _string(body, "control", limit=200, required=False)
+        raise NotFound(f"project {body.project} is not known to tagloop; connect it from Label Studio first")
+    spec, named, name = parse_label_config(project.label_config), services.settings.harmful_label_set, body.control
     control = moderation_control(spec, named) if not name else next((c for c in spec.controls if c.name == name), None)
     if control is None or not harmful_labels(control, named):
         choices = [c.name for c in spec.controls if harmful_labels(c, named)]
         raise NotModerated(
-            f"project {project_id}: control {name or '(default)'!r} has no harmful classes; moderated controls: "
+            f"project {body.project}: control {name or '(default)'!r} has no harmful classes; moderated controls: "
             f'{choices} (mark classes with harmful="..." on <Choices> or set TAGLOOP_HARMFUL_LABELS)'
         )
-    correct = _labels(body, "correct", control)
+    correct = _labels(body.correct, "correct", control)
     if not control.multi_label and len(correct) != 1:
         raise UnprocessableRequest(f"'correct': expected exactly one of {list(control.labels)}, got {list(correct)}")
     return FeedbackReport(
-        project_id=project_id,
+        project_id=body.project,
         control=control,
-        text=_string(body, "text", limit=services.settings.max_text_chars),
-        external_id=_string(body, "external_id", limit=MAX_EXTERNAL_ID),
-        predicted=_labels(body, "predicted", control),
+        text=body.text,
+        external_id=body.external_id,
+        predicted=_labels(body.predicted, "predicted", control),
         correct=correct,
-        reporter=_string(body, "reporter", limit=MAX_REPORTER, required=False),
+        reporter=body.reporter or "",
     )
 
 
@@ -113,7 +126,7 @@ def _same(item: ReviewItemRecord, report: FeedbackReport) -> bool:
     )
 
 
-def submit_feedback(services: Services, body: Any) -> tuple[dict[str, Any], int]:
+def submit_feedback(services: Services, body: FeedbackBody) -> tuple[dict[str, Any], int]:
     """Store a report as a queue item (idempotent on ``external_id``); (response, HTTP status)."""
     report = parse_feedback(services, body)
     reviews = review_store(services)

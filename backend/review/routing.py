@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from backend.labelstudio.label_config import LabelSpec
-from backend.labelstudio.payloads import control_text
+from backend.labelstudio.texts import control_text
 from backend.review.moderation import Moderation, moderation_control, moderation_for
 from backend.review.queues import (
     FALSE_NEGATIVE,

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from backend.labelstudio.label_config import ControlSpec, LabelSpec
-from backend.labelstudio.payloads import control_text
+from backend.labelstudio.texts import control_text
 from backend.models.classifier import TextClassifier
 from backend.review.moderation import Moderation, harmful_labels, moderation_control
 from backend.review.queues import LABEL_ERROR, label_error

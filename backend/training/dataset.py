@@ -6,7 +6,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from backend.labelstudio.label_config import ControlSpec, LabelSpec
-from backend.labelstudio.payloads import control_text
+from backend.labelstudio.texts import control_text
 from backend.store.records import Example
 
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from backend.config import Settings
 from backend.labelstudio.label_config import LabelSpec
-from backend.labelstudio.payloads import control_text
+from backend.labelstudio.texts import control_text
 from backend.models.registry import ModelRegistry
 from backend.ranking import primary
 from backend.store.sql_store import SqlStore

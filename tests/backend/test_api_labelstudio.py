@@ -125,12 +125,11 @@ def test_webhook_stores_updates_deletes_and_trains(client: Any, app: Any) -> Non
 
 
 def test_auto_training_after_train_every_labels(settings: Any, encoder: Any) -> None:
-    import dataclasses
 
     from backend.app import create_app
     from backend.bootstrap import build
 
-    services = build(dataclasses.replace(settings, train_every=6, min_labels_to_train=6), base_encoder=encoder)
+    services = build(settings.replace(train_every=6, min_labels_to_train=6), base_encoder=encoder)
     client = create_app(services=services).test_client()
     rows = read_rows("ag_news", 6, offset=300)
     setup_project(client, 9, NEWS)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import pytest
@@ -67,7 +66,7 @@ def test_predict_errors(client: Any, project: int, case: str) -> None:
 
 
 def test_setup_errors(client: Any) -> None:
-    check_error(client.post("/setup", json={"schema": NEWS}), 400, "'project': missing")
+    check_error(client.post("/setup", json={"schema": NEWS}), 400, "'project': got nothing")
     check_error(client.post("/setup", json={"project": "1.2", "schema": 5}), 400, "'schema'")
     check_error(client.post("/setup", json={"project": "1.2", "schema": IMAGE}), 422, "found ['<Choices>', '<Image>']")
     check_error(client.post("/setup", json={"project": "1.2", "schema": DUPES}), 422, "duplicate tag names ['c']")
@@ -84,9 +83,7 @@ def test_limits(settings: Any, encoder: Any) -> None:
     from backend.app import create_app
     from backend.bootstrap import build
 
-    services = build(
-        dataclasses.replace(settings, max_tasks_per_request=2, max_body_bytes=10_000), base_encoder=encoder
-    )
+    services = build(settings.replace(max_tasks_per_request=2, max_body_bytes=10_000), base_encoder=encoder)
     client = create_app(services=services).test_client()
     client.post("/setup", json={"project": "2.1", "schema": NEWS})
     tasks = [{"id": i, "data": {"text": "x"}} for i in range(3)]
@@ -119,7 +116,7 @@ WEBHOOK_CASES: dict[str, tuple[dict[str, Any], int, str]] = {
     "created without annotation": (
         {"action": "ANNOTATION_CREATED", "project": {"id": 2}},
         400,
-        "expected 'annotation'",
+        "'annotation': got nothing",
     ),
     "annotation id not int": (
         {"action": "ANNOTATION_CREATED", "project": {"id": 2}, "annotation": {"id": "x", "task": 1}},

@@ -110,7 +110,7 @@ def test_an_unreachable_label_studio_detaches_only_after_a_while(settings: Setti
     from backend.bootstrap import build
 
     spec = parse_label_config(NEWS)
-    patient = dataclasses.replace(settings, ls_detach_after_s=3600.0, job_max_attempts=1)
+    patient = settings.replace(ls_detach_after_s=3600.0, job_max_attempts=1)
     services = build(patient, base_encoder=encoder)
     try:
         services.store.projects.upsert(6, NEWS, "h", ls_url="http://127.0.0.1:9", ls_token="x" * 40)  # refused
@@ -118,7 +118,7 @@ def test_an_unreachable_label_studio_detaches_only_after_a_while(settings: Setti
             run_catch_up(services, services.store.projects.get(6), spec)
         project = services.store.projects.get(6)
         assert project.ls_failing_since is not None and not project.detached  # not yet: it may come back
-        impatient = dataclasses.replace(services, settings=dataclasses.replace(patient, ls_detach_after_s=0.001))
+        impatient = dataclasses.replace(services, settings=patient.replace(ls_detach_after_s=0.001))
         assert "detached" in run_catch_up(impatient, services.store.projects.get(6), spec)
         assert services.store.projects.get(6).detached
     finally:

@@ -16,7 +16,7 @@ from flask import Flask
 from backend.app import create_app
 from backend.config import Settings
 from backend.labelstudio.label_config import parse_label_config
-from backend.labelstudio.payloads import control_text
+from backend.labelstudio.texts import control_text
 from tests.conftest import REPO, config_xml
 
 NEWS = config_xml("news_topics")

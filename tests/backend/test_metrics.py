@@ -3,7 +3,6 @@ failures, served versions and annotation counts, read from the store (so any pro
 
 from __future__ import annotations
 
-import dataclasses
 import types
 from typing import Any
 
@@ -55,7 +54,7 @@ def annotation_event(project: int, aid: int, row: dict[str, str]) -> dict[str, A
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
     """The shared fast-training settings, serving with torch (the ONNX export is not what this file measures)."""
-    return dataclasses.replace(settings, serve_precision="torch")
+    return settings.replace(serve_precision="torch")
 
 
 @pytest.fixture
@@ -153,7 +152,7 @@ def test_plug_ins_add_families_through_the_hook(services: Services) -> None:
 
 
 def test_without_plug_ins_there_are_no_review_families(settings: Settings, encoder: Any) -> None:
-    bare = build(dataclasses.replace(settings, plugins=""), base_encoder=encoder)
+    bare = build(settings.replace(plugins=""), base_encoder=encoder)
     try:
         names = {f.name for f in StoreCollector(bare).collect()}
     finally:

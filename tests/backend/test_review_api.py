@@ -4,7 +4,6 @@ into training, scans, PSI in status and the slice audit."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 from collections.abc import Iterator
@@ -365,7 +364,7 @@ def test_idle_workers_schedule_a_periodic_review_scan_of_moderated_projects(loop
     assert claimed is not None
     services.jobs.finish(job.id, {"disagreement_items": 0})
     assert review_scan_if_due(services, project) is False  # it just ran
-    services.settings = dataclasses.replace(services.settings, review_scan_every_s=0.01)
+    services.settings = services.settings.replace(review_scan_every_s=0.01)
     time.sleep(0.05)
     assert review_scan_if_due(services, project) is True
     assert [j.reason for j in services.jobs.active(PID) if j.tier == REVIEW] == ["periodic review scan"]

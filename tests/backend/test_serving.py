@@ -7,7 +7,6 @@ exports its own saved body, as the training hook does.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from collections.abc import Iterator
@@ -72,7 +71,7 @@ def link_export(source: Path, target: Path) -> None:
 @pytest.fixture
 def int8_settings(settings: Settings) -> Settings:
     """int8 serving with a low agreement bar: these tests check the wiring; the first test checks quality."""
-    return dataclasses.replace(settings, serve_precision="int8", parity_min_agreement=0.9)
+    return settings.replace(serve_precision="int8", parity_min_agreement=0.9)
 
 
 def services_with_export(settings: Settings, encoder: Encoder, base_export: Path) -> Services:
@@ -99,7 +98,7 @@ def test_int8_export_keeps_a_trained_heads_decisions(
     body to fp32 (next test). Checked here at 0.95 on 100 texts."""
     link_export(base_export, tmp_path / "onnx")
     sample = texts(100)
-    checked = dataclasses.replace(int8_settings, parity_min_agreement=0.95)
+    checked = int8_settings.replace(parity_min_agreement=0.95)
     decision = decide_serving(encoder, tmp_path / "onnx", checked, sample, {"topic": head.predict_proba})
     assert decision.served in ("int8-all", "int8"), decision.reason  # the fastest graph that passes
     parity = decision.parity[decision.served]
@@ -117,7 +116,7 @@ def test_an_int8_export_below_the_bar_falls_back_to_fp32(
     encoder: Encoder, head: FittedHead, base_export: Path, int8_settings: Settings, tmp_path: Path
 ) -> None:
     link_export(base_export, tmp_path / "onnx")
-    strict = dataclasses.replace(int8_settings, parity_min_agreement=1.0)
+    strict = int8_settings.replace(parity_min_agreement=1.0)
     decision = decide_serving(encoder, tmp_path / "onnx", strict, texts(100), {"topic": head.predict_proba})
     assert decision.served == "fp32" and decision.source.endswith("#onnx-fp32"), decision.reason
     assert not decision.parity["int8-all"]["passed"] and not decision.parity["int8"]["passed"]
@@ -206,7 +205,7 @@ def test_slow_tier_like_version_is_exported_served_and_reloaded_without_torch(
 
 
 def test_serve_precision_torch_serves_the_torch_body(settings: Settings, encoder: Encoder) -> None:
-    torch_settings = dataclasses.replace(settings, serve_precision="torch")
+    torch_settings = settings.replace(serve_precision="torch")
     built = build(torch_settings, base_encoder=encoder, role="cli")
     try:
         served = built.models.served_base_encoder()

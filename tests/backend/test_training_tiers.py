@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import pytest
@@ -19,7 +18,7 @@ NEWS = config_xml("news_topics")
 
 @pytest.fixture
 def fast_services(settings: Any, encoder: Any) -> Any:
-    built = build(dataclasses.replace(settings, fast_tier=True, promotion_tolerance=0.0), base_encoder=encoder)
+    built = build(settings.replace(fast_tier=True, promotion_tolerance=0.0), base_encoder=encoder)
     yield built
     built.close()
 

@@ -152,7 +152,6 @@ def test_slow_tier_transformer_through_the_job_runner(
     settings: Settings, encoder: Encoder, tiny_checkpoint: Path, tmp_path: Path
 ) -> None:
     """TAGLOOP_SLOW_TIER=transformer: the webhook policy queues it, a version is published, served and exported."""
-    import dataclasses
 
     from backend.app import create_app
     from backend.bootstrap import build
@@ -160,8 +159,7 @@ def test_slow_tier_transformer_through_the_job_runner(
     from tests.backend.test_api_labelstudio import annotation_event, setup_project
 
     news = config_xml("news_topics")
-    tuned = dataclasses.replace(
-        settings,
+    tuned = settings.replace(
         slow_tier="transformer",
         transformer_model=str(tiny_checkpoint),
         transformer_epochs=2,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ TOXIC = config_xml("toxicity_types")
 @pytest.fixture
 def trained(settings: Any, encoder: Any) -> Any:
     """Project 31 (news) with two fast versions, and project 32 (toxicity) with one."""
-    services = build(dataclasses.replace(settings, fast_tier=True), base_encoder=encoder)
+    services = build(settings.replace(fast_tier=True), base_encoder=encoder)
     client = create_app(services=services).test_client()
     setup_project(client, 31, NEWS)
     rows = read_rows("ag_news", 10, offset=900)
@@ -91,7 +90,7 @@ def test_export_labels_and_models(trained: Any, tmp_path: Path) -> None:
 
 
 def test_retention_keeps_newest_served_and_used_bodies(settings: Any, encoder: Any) -> None:
-    services = build(dataclasses.replace(settings, fast_tier=True, keep_versions=2), base_encoder=encoder)
+    services = build(settings.replace(fast_tier=True, keep_versions=2), base_encoder=encoder)
     client = create_app(services=services).test_client()
     setup_project(client, 33, NEWS)
     rows = read_rows("ag_news", 9, offset=1500)
