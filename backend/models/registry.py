@@ -273,6 +273,10 @@ class ModelRegistry:
         version = self.store.versions.get(project.current_version or "")
         return version is not None and version.config_hash == spec.config_hash
 
+    def load_version(self, project_id: int, version: str, spec: LabelSpec) -> TextClassifier:
+        """A kept version, loaded (not served): reports and benches score earlier versions this way."""
+        return self._load(project_id, version, spec)
+
     def _load(self, project_id: int, version: str, spec: LabelSpec) -> TextClassifier:
         if version == zero_shot_version(project_id, spec):
             served = self.served_base_encoder()

@@ -1,0 +1,94 @@
+"""Every kept version of a project, scored on held-out rows after a run (``tagloop bench loop``): which version came
+when, after which trigger, and how accurate it is. Reads the run's tagloop data dir (the servers are stopped)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from backend.bootstrap import build
+from backend.config import Settings
+from backend.labelstudio.label_config import parse_label_config
+
+
+def score_versions(
+    data_dir: Path, project_id: int, texts: Sequence[str], truth: Sequence[Sequence[str]], *, max_versions: int = 40
+) -> list[dict[str, Any]]:
+    """Per version with an artifact (the newest ``max_versions``, and every slow-tier one): tier, labels it was
+    trained on, status, seconds from its job's creation (the trigger) to its creation, and its accuracy on the
+    held-out ``texts`` (exact-set match for multiple choices). ``truth[i]``: the labels of ``texts[i]``."""
+    services = build(Settings(data_dir=data_dir, worker="inprocess"), role="cli")
+    try:
+        project = services.store.projects.get(project_id)
+        if project is None:
+            return []
+        spec = parse_label_config(project.label_config)
+        control = spec.controls[0]
+        versions = [v for v in services.store.versions.of_project(project_id) if v.artifact_path]
+        slow = [v for v in versions if v.tier != "fast"]
+        chosen = sorted(
+            {v.name: v for v in [*versions[-max_versions:], *slow]}.values(), key=lambda v: v.created_at or 0.0
+        )
+        jobs = {job.version: job for job in _jobs(services, project_id)}
+        out = []
+        for version in chosen:
+            model = services.models.load_version(project_id, version.name, spec)
+            proba = services.models.predict(model, {control.name: list(texts)}, flag_truncated=False).probas
+            predicted = _predicted(proba[control.name], control.labels, control.multi_label)
+            right = sum(sorted(p) == sorted(t) for p, t in zip(predicted, truth, strict=True))
+            job = jobs.get(version.name)
+            out.append(
+                {
+                    "version": version.name,
+                    "tier": version.tier,
+                    "status": version.status,
+                    "n_train": version.n_train,
+                    "heldout_accuracy": round(right / len(texts), 4) if texts else None,
+                    "trigger_to_version_s": round(version.created_at - job.created_at, 1)
+                    if job is not None and version.created_at
+                    else None,
+                    "train_seconds": version.train_seconds,
+                }
+            )
+        return out
+    finally:
+        services.close()
+
+
+def _jobs(services: Any, project_id: int) -> list[Any]:
+    from sqlalchemy import select
+
+    from backend.jobs.queue import _record
+    from backend.store.models import Job
+
+    with services.store.session() as s:
+        rows = s.scalars(select(Job).where(Job.project_id == project_id, Job.state == "done")).all()
+        return [_record(r) for r in rows]
+
+
+def _predicted(proba: Any, labels: Sequence[str], multi_label: bool) -> list[list[str]]:
+    if multi_label:
+        return [[label for label, p in zip(labels, row, strict=True) if p >= 0.5] for row in proba]
+    return [[labels[int(row.argmax())]] for row in proba]
+
+
+def summary(scored: list[dict[str, Any]]) -> dict[str, Any]:
+    """The first promoted slow-tier version: seconds from its trigger, its accuracy, and that of the fast version
+    trained on the same number of labels (or the nearest below)."""
+    slow = [v for v in scored if v["tier"] != "fast" and v["status"] == "ready"]
+    if not slow:
+        return {"slow_promoted": None}
+    first = slow[0]
+    fast = [v for v in scored if v["tier"] == "fast" and v["n_train"] <= first["n_train"]]
+    same = max(fast, key=lambda v: v["n_train"]) if fast else None
+    return {
+        "slow_promoted": first["version"],
+        "slow_n_train": first["n_train"],
+        "slow_trigger_to_promoted_s": first["trigger_to_version_s"],
+        "slow_heldout": first["heldout_accuracy"],
+        "fast_same_labels": same["version"] if same else None,
+        "fast_same_labels_heldout": same["heldout_accuracy"] if same else None,
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
