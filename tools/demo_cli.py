@@ -19,6 +19,13 @@ def demo(
     ls_port: Annotated[int | None, typer.Option(help="Label Studio port (default: a free one).")] = None,
     port: Annotated[int | None, typer.Option(help="tagloop port (default: a free one).")] = None,
     strategy: Annotated[str | None, typer.Option(help="Query strategy (default: TAGLOOP_STRATEGY's).")] = None,
+    ls_database: Annotated[
+        str,
+        typer.Option(
+            help="Label Studio's database: sqlite (in the work dir) or postgresql (database tagloop_demo_ls on "
+            "the local PostgreSQL server, 127.0.0.1:5432, user postgres; created if absent)."
+        ),
+    ] = "sqlite",
     ls_venv: Annotated[Path | None, typer.Option(help="Label Studio's venv (default: $TAGLOOP_LS_VENV).")] = None,
     check: Annotated[bool, typer.Option(help="Verify a task carries tagloop's prediction, print, stop.")] = False,
     data_dir: DataDir = None,
@@ -27,7 +34,8 @@ def demo(
     user and password (installs Label Studio into its own venv first if needed). Ctrl-C stops both."""
     from rich.console import Console
 
-    from tools.demo import DemoConfig, DemoError, ls_venv_path, run_demo
+    from tools.demo import DemoConfig, DemoError, run_demo
+    from tools.harness import ls_venv_path
 
     settings = settings_or_exit(data_dir)
     try:
@@ -40,6 +48,7 @@ def demo(
             ls_port=ls_port,
             port=port,
             strategy=strategy or "",
+            ls_database=ls_database,  # type: ignore[arg-type]  # checked by DemoConfig
             seed=settings.seed,
         )
     except DemoError as exc:

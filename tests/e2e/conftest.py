@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 from label_studio_sdk import LabelStudio
 
-from tests.e2e.harness import REPO, LabelStudioServer, TagloopServer, ensure_label_studio_venv
+from tools.harness import LabelStudioServer, TagloopServer, ensure_label_studio, ls_venv_path
 
 HERE = Path(__file__).resolve().parent
+LS_VENV = ls_venv_path(os.environ.get("TAGLOOP_LS_VENV", ""))
+"""Label Studio's venv: ``$TAGLOOP_LS_VENV``, default ``.ls-venv`` in the repo (installed there when absent)."""
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -29,8 +31,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="session")
 def label_studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabelStudioServer]:
     """One running Label Studio for the session (its venv comes from ``$TAGLOOP_LS_VENV``, default ``.ls-venv``)."""
-    venv = Path(os.environ.get("TAGLOOP_LS_VENV", REPO / ".ls-venv"))
-    executable = ensure_label_studio_venv(venv)  # raises, never skips: the README's test command installs it
+    executable = ensure_label_studio(LS_VENV)  # raises, never skips: the README's test command installs it
     with LabelStudioServer(executable, tmp_path_factory.mktemp("label-studio")) as server:
         yield server
 

@@ -10,7 +10,8 @@ import requests
 from label_studio_sdk import LabelStudio
 
 from tests.conftest import config_xml, read_rows
-from tests.e2e.harness import TagloopServer, wait_until
+from tools.harness import TagloopServer, wait_until
+from tools.labelstudio_project import choices_result
 
 DAVIDSON = {"hate_speech": "Violating", "offensive_language": "Potentially Harmful", "neither": "Safe"}
 HARMFUL = ("Potentially Harmful", "Violating")
@@ -26,7 +27,7 @@ TAGLOOP_ENV = {
 
 def choices(labels: list[str]) -> list[dict[str, Any]]:
     """An annotation result of the moderation config."""
-    return [{"from_name": "moderation", "to_name": "text", "type": "choices", "value": {"choices": labels}}]
+    return choices_result("moderation", "text", labels)
 
 
 def tagloop_api(tagloop: TagloopServer, pid: int, path: str, **params: str) -> Any:

@@ -18,7 +18,8 @@ from label_studio_sdk import LabelStudio
 from label_studio_sdk.core.api_error import ApiError
 
 from tests.conftest import config_xml, read_rows
-from tests.e2e.harness import LabelStudioServer, TagloopServer, wait_until
+from tools.harness import LabelStudioServer, TagloopServer, wait_until
+from tools.labelstudio_project import choices_result
 
 USER, PASSWORD, API_KEY = "labelstudio", "b4sic-e2e-9f1c2d", "api-e2e-5b7a3e"
 
@@ -51,8 +52,7 @@ def status(tagloop: TagloopServer, project: int) -> dict[str, Any]:
 
 
 def annotate(client: LabelStudio, task_id: int, label: str) -> None:
-    result = [{"from_name": "topic", "to_name": "text", "type": "choices", "value": {"choices": [label]}}]
-    client.annotations.create(id=task_id, result=result)
+    client.annotations.create(id=task_id, result=choices_result("topic", "text", [label]))
 
 
 def test_label_studio_connects_with_basic_auth(

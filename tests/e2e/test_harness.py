@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from label_studio_sdk import LabelStudio
 
-from tests.e2e.harness import LabelStudioServer
+from tools.harness import LabelStudioServer
 
 CONFIG = (
     '<View><Text name="text" value="$text"/>'

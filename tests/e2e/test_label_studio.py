@@ -11,7 +11,8 @@ import requests
 from label_studio_sdk import LabelStudio
 
 from tests.conftest import config_xml, read_rows, split_labels
-from tests.e2e.harness import LabelStudioServer, TagloopServer, wait_until
+from tools.harness import LabelStudioServer, TagloopServer, wait_until
+from tools.labelstudio_project import choices_result
 
 N_TASKS = 20
 N_LABELED = 16
@@ -77,7 +78,7 @@ def run_loop(
         labels = split_labels(row["label"]) if multi else [row["label"]]
         client.annotations.create(
             id=task_id,
-            result=[{"from_name": control, "to_name": "text", "type": "choices", "value": {"choices": labels}}],
+            result=choices_result(control, "text", labels),
         )
     wait_until(lambda: status(tagloop, pid)["labels_usable"] == N_LABELED, 30, what="webhooks to arrive")
     # the fast tier learned from the labels as they came (heads refit on cached embeddings)
@@ -142,8 +143,7 @@ def test_catch_up_reads_missed_annotations(
     )
 
     def annotate(task_id: int, label: str) -> int:
-        result = [{"from_name": "topic", "to_name": "text", "type": "choices", "value": {"choices": [label]}}]
-        return client.annotations.create(id=task_id, result=result).id
+        return client.annotations.create(id=task_id, result=choices_result("topic", "text", [label])).id
 
     before = [annotate(t, r["label"]) for t, r in zip(ids[:6], rows[:6], strict=True)]
     client.ml.create(project=pid, url=tagloop.url, title="tagloop")  # /setup queues a catch-up
@@ -153,7 +153,7 @@ def test_catch_up_reads_missed_annotations(
     after = [annotate(t, r["label"]) for t, r in zip(ids[6:9], rows[6:9], strict=True)]
     client.annotations.update(
         id=before[0],
-        result=[{"from_name": "topic", "to_name": "text", "type": "choices", "value": {"choices": ["Sports"]}}],
+        result=choices_result("topic", "text", ["Sports"]),
     )
     client.annotations.delete(id=before[1])
     tagloop.start()  # start-up queues a catch-up of every project with a Label Studio address

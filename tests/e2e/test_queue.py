@@ -10,7 +10,8 @@ import requests
 from label_studio_sdk import LabelStudio
 
 from tests.conftest import config_xml, read_rows
-from tests.e2e.harness import LabelStudioServer, TagloopServer, wait_until
+from tools.harness import LabelStudioServer, TagloopServer, wait_until
+from tools.labelstudio_project import choices_result, ls_request
 
 
 @pytest.fixture
@@ -40,14 +41,9 @@ def test_next_task_follows_the_strategy(
         client.projects.import_tasks(id=pid, request=[{"text": r["text"]} for r in rows], return_task_ids=True).task_ids
     )
     label_of = dict(zip(ids, (r["label"] for r in rows), strict=True))
-    ls = requests.Session()
-    ls.headers["Authorization"] = f"Token {label_studio.token}"
 
     def annotate(task_id: int) -> None:
-        result = [
-            {"from_name": "topic", "to_name": "text", "type": "choices", "value": {"choices": [label_of[task_id]]}}
-        ]
-        client.annotations.create(id=task_id, result=result)
+        client.annotations.create(id=task_id, result=choices_result("topic", "text", [label_of[task_id]]))
         labeled.append(task_id)
 
     labeled: list[int] = []
@@ -67,7 +63,7 @@ def test_next_task_follows_the_strategy(
     served = []
     for _ in range(3):
         queue = wait_until(settled, 90, what="a promoted version pushed to Label Studio")
-        nxt = ls.get(f"{label_studio.url}/api/projects/{pid}/next", timeout=30).json()
+        nxt = ls_request(client, "GET", f"/api/projects/{pid}/next/").json()
         assert nxt["id"] == queue["tasks"][0], (nxt["id"], queue)
         served.append(nxt["id"])
         annotate(nxt["id"])  # submitting it releases /next's lock and trains a new version
@@ -81,7 +77,7 @@ def test_next_task_follows_the_strategy(
         90,
         what="the queue re-ranked with coreset",
     )
-    nxt = ls.get(f"{label_studio.url}/api/projects/{pid}/next", timeout=30).json()
+    nxt = ls_request(client, "GET", f"/api/projects/{pid}/next/").json()
     assert nxt["id"] == after["tasks"][0]
     bad = requests.put(f"{tagloop.url}/api/projects/{pid}/strategy", json={"strategy": "best"}, timeout=10)
     assert bad.status_code == 422 and "margin" in bad.json()["reason"]

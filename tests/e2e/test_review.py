@@ -9,8 +9,8 @@ from typing import Any
 import requests
 from label_studio_sdk import LabelStudio
 
-from tests.e2e.harness import LabelStudioServer, TagloopServer, wait_until
 from tests.e2e.moderation import choices, moderation_project, most_surely_flagged, tagloop_api
+from tools.harness import LabelStudioServer, TagloopServer, wait_until
 
 
 def review(tagloop: TagloopServer, pid: int) -> dict[str, Any]:

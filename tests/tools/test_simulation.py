@@ -69,10 +69,10 @@ def ag_news_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]
 @pytest.fixture(scope="module")
 def services(encoder: Encoder, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """Services on a fresh data dir serving the session's torch body (no ONNX export in tests)."""
-    from backend.services import build_services
+    from backend.bootstrap import build
 
     settings = Settings(data_dir=tmp_path_factory.mktemp("data"), serve_precision="torch")
-    built = build_services(settings, base_encoder=encoder, worker=False)
+    built = build(settings, base_encoder=encoder, role="cli")
     yield built
     built.close()
 
@@ -216,8 +216,12 @@ def test_embeddings_go_through_tagloops_cache(
 ) -> None:
     """After a run the store holds every text under the served body: encoding them again encodes nothing."""
 
+    served = body.encoder
+
     class NoEncode:
-        source, dim = body.encoder.source, body.encoder.dim
+        source, dim = served.source, served.dim
+        max_seq_length = getattr(served, "max_seq_length", None)
+        body = getattr(served, "body", None)
 
         def encode(self, texts: Sequence[str]) -> np.ndarray:
             raise AssertionError(f"{len(texts)} texts were not cached")
@@ -501,11 +505,11 @@ def test_cli_end_to_end(
     body is shared) and prints one line per (prior, strategy)."""
     from typer.testing import CliRunner
 
-    import backend.services
+    import backend.bootstrap
     from backend.cli import app
 
-    real = backend.services.build_services
-    monkeypatch.setattr(backend.services, "build_services", functools.partial(real, base_encoder=encoder))
+    real = backend.bootstrap.build_services
+    monkeypatch.setattr(backend.bootstrap, "build_services", functools.partial(real, base_encoder=encoder))
     pool, evaluation = ag_news_files
     base = ["simulate", "--data", str(pool), "--eval", str(evaluation), "--data-dir", str(services.settings.data_dir)]
     sizes = ["--seeds", "1", "--seed-size", "10", "--batch", "10", "--budget", "20"]

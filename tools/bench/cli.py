@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
-if TYPE_CHECKING:
-    pass
-
+from backend.errors import TagloopError
 
 bench_app = typer.Typer(help="Benchmarks: each measures tagloop and a baseline in the same run.", no_args_is_help=True)
 
@@ -78,8 +76,70 @@ def bench_predict(
     )
     try:
         report = run_predict_bench(config, progress=lambda m: typer.echo(m, err=True))
-    except (ValueError, RuntimeError) as exc:
+    except (ValueError, RuntimeError, TagloopError) as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)
         raise typer.Exit(1) from None
     typer.echo(table(report))
     typer.echo(json.dumps(summary(report)))
+
+
+@bench_app.command("loop")
+def bench_loop(
+    data: Annotated[Path, typer.Option(help="Labeled CSV: text,label (multi-label cells join labels with '|').")],
+    config: Annotated[str, typer.Option(help="Labeling config XML (a path, or an annotation_configs/ name).")],
+    labels: Annotated[int, typer.Option(help="Labels the annotator submits.")] = 100,
+    pace: Annotated[float, typer.Option(help="Seconds the annotator looks at a task before submitting.")] = 1.0,
+    strategy: Annotated[str | None, typer.Option(help="Query strategy set in tagloop (default: its own).")] = None,
+    ls_database: Annotated[
+        str, typer.Option(help="Label Studio's database: sqlite, or postgresql (a fresh database on 127.0.0.1:5432).")
+    ] = "sqlite",
+    eval_n: Annotated[int, typer.Option(help="Rows held out (never imported) for accuracy before and after.")] = 400,
+    tasks: Annotated[int, typer.Option(help="Tasks imported into the project.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Seed of the shuffle that picks held-out rows and tasks.")] = 42,
+    work: Annotated[
+        Path | None, typer.Option(help="Work dir for both servers' data and logs (kept; default: a temporary one).")
+    ] = None,
+    tagloop_env: Annotated[
+        list[str] | None, typer.Option(help="KEY=VALUE setting of the tagloop server (repeatable).")
+    ] = None,
+    ls_venv: Annotated[Path | None, typer.Option(help="Label Studio's venv (default: $TAGLOOP_LS_VENV).")] = None,
+    score_versions: Annotated[
+        bool, typer.Option(help="Afterwards, score every kept version on the held-out rows (slower).")
+    ] = False,
+) -> None:
+    """One annotator in a real Label Studio with a real tagloop (as `make serve` starts it): suggestions right,
+    Label Studio errors, /next latency and held-out accuracy before and after. Last line: one JSON object."""
+    from backend.console import settings_or_exit
+    from backend.runtime import signals_as_interrupt
+    from tools.bench.loop import LoopBenchConfig, run_loop_bench
+    from tools.harness import ls_venv_path
+
+    env = dict(item.split("=", 1) for item in tagloop_env or [] if "=" in item)
+    if len(env) != len(tagloop_env or []):
+        typer.secho(f"error: --tagloop-env: got {tagloop_env}, expected KEY=VALUE items", fg="red", err=True)
+        raise typer.Exit(2)
+    try:
+        bench_config = LoopBenchConfig(
+            data=data,
+            config=config,
+            ls_venv=ls_venv or ls_venv_path(settings_or_exit().ls_venv),
+            labels=labels,
+            pace=pace,
+            strategy=strategy or "",
+            ls_database=ls_database,  # type: ignore[arg-type]  # checked by LoopBenchConfig
+            eval_n=eval_n,
+            tasks=tasks,
+            seed=seed,
+            work=work,
+            tagloop_env=env,
+            score_versions=score_versions,
+        )
+        with signals_as_interrupt():
+            report = run_loop_bench(bench_config, progress=lambda m: typer.echo(m, err=True))
+    except TagloopError as exc:
+        typer.secho(f"error: {exc.reason}", fg="red", err=True)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        typer.echo("interrupted: stopped Label Studio and tagloop", err=True)
+        raise typer.Exit(130) from None
+    typer.echo(json.dumps(report))

@@ -402,15 +402,15 @@ def _speed(
     progress: Progress,
 ) -> dict[str, Any]:
     """HTTP /predict (texts it never saw), the served model in-process and the pipeline, interleaved."""
+    from backend.bootstrap import build
     from backend.config import Settings
     from backend.labelstudio.label_config import parse_label_config
-    from backend.services import build_services
 
     labels, xml = project
     b32, b1, conc = texts
     progress("loading the served model in-process and the HF pipeline on the same body")
     pipe = load_pipeline(_body_dir(data_dir), len(labels))
-    services = build_services(Settings(data_dir=data_dir), worker=False)
+    services = build(Settings(data_dir=data_dir), role="cli")
     try:
         model = services.models.get(_stored_project(services), parse_label_config(xml))
         name = parse_label_config(xml).controls[0].name
@@ -443,7 +443,7 @@ def _speed(
 
 
 def _stored_project(services: Any) -> Any:
-    project = services.store.get_project(PROJECT)
+    project = services.store.projects.get(PROJECT)
     if project is None:
         raise RuntimeError(f"project {PROJECT} is missing from the bench's store")
     return project

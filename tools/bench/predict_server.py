@@ -3,18 +3,15 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
 import sys
 import threading
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import requests
+
+from tools.harness import REPO, HarnessError, ServerProcess, TagloopServer
 
 if TYPE_CHECKING:
     from tools.bench.predict import PredictBenchConfig
@@ -23,42 +20,27 @@ PROJECT = 1
 """The Label Studio project id the bench uses."""
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Server:
-    """A ``tagloop serve`` subprocess on a fresh data dir, and a session to it."""
+    """A ``tagloop serve`` subprocess on a fresh data dir (plus a ``tagloop worker`` with ``worker=redis``), and a
+    session to it."""
 
     def __init__(self, data_dir: Path, config: PredictBenchConfig) -> None:
-        """Start ``tagloop serve`` (the worker, with ``worker=redis``, starts after ``wait_up``)."""
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        """Spawn ``tagloop serve`` (``wait_up`` waits for it; the worker starts in ``start_worker``)."""
         env = {
-            **os.environ,
             "TAGLOOP_DATA_DIR": str(data_dir),
             "TAGLOOP_TRAIN_EVERY": "0",
             "TAGLOOP_FAST_TIER": "false",
             "TAGLOOP_SETFIT_MAX_STEPS": str(config.slow_steps),
             "TAGLOOP_PUSH_TOP_K": "0",
-            "HF_HUB_OFFLINE": "1",
-            "TRANSFORMERS_OFFLINE": "1",
             "TAGLOOP_WORKER": config.worker,
             "TAGLOOP_REDIS_URL": config.redis_url,
             "TAGLOOP_TRAINING_PRIORITY": config.training_priority,
         }
-        self.log = data_dir / "server.log"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "backend", "serve", "--port", str(self.port)],
-            env=env,
-            stdout=self.log.open("ab"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        self.env, self.data_dir, self.config = env, data_dir, config
-        self.worker: subprocess.Popen[bytes] | None = None
+        self.tagloop = TagloopServer(env, data_dir=data_dir, log_path=data_dir / "server.log")
+        self.tagloop.spawn()
+        self.url, self.log = str(self.tagloop.url), self.tagloop.log_path
+        self.data_dir, self.config = data_dir, config
+        self.worker: ServerProcess | None = None
         self.session = requests.Session()
 
     def start_worker(self) -> None:
@@ -70,35 +52,26 @@ class Server:
 
         # RQ job ids are the store's job ids: a fresh store must not meet jobs of an earlier run in Redis
         redis.Redis.from_url(self.config.redis_url).flushdb()
-        self.worker = subprocess.Popen(
-            [sys.executable, "-m", "backend", "worker"],
-            env=self.env,
-            stdout=(self.data_dir / "worker.log").open("ab"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+        command = [sys.executable, "-m", "backend", "worker", "--data-dir", str(self.data_dir)]
+        self.worker = ServerProcess(
+            "tagloop worker", command, env=self.tagloop.env, cwd=REPO, log_path=self.data_dir / "worker.log"
         )
+        self.worker.spawn()
 
     def check(self) -> None:
-        """Raise if the server or the worker exited."""
-        for name, proc, log in (("serve", self.proc, "server.log"), ("worker", self.worker, "worker.log")):
-            if proc is not None and proc.poll() is not None:
-                raise RuntimeError(f"tagloop {name} exited with {proc.returncode}; see {self.data_dir / log}")
+        """``HarnessError`` if the server or the worker exited."""
+        for process in (self.tagloop, self.worker):
+            if process is not None:
+                process.check()
 
     def wait_up(self, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            self.check()
-            try:
-                if self.session.get(f"{self.url}/health", timeout=1).ok:
-                    return
-            except requests.RequestException:
-                time.sleep(0.2)
-        raise RuntimeError(f"tagloop serve did not answer /health in {timeout_s} s; see {self.log}")
+        """Block until the server answers /health (``HarnessError`` after ``timeout_s`` or if it exits)."""
+        self.tagloop.wait_healthy(timeout_s)
 
     def post(self, path: str, body: Any, timeout: float = 600) -> Any:
         r = self.session.post(f"{self.url}{path}", json=body, timeout=timeout)
         if not r.ok:
-            raise RuntimeError(f"POST {path}: {r.status_code} {r.text[:300]}")
+            raise HarnessError(f"POST {path}: {r.status_code} {r.text[:300]}")
         return r.json()
 
     def status(self) -> dict[str, Any]:
@@ -107,21 +80,16 @@ class Server:
 
     def peak_rss_mb(self) -> float:
         """VmHWM (peak resident set size) of the web process, in MB."""
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+        for line in Path(f"/proc/{self.tagloop.pid}/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
                 return round(int(line.split()[1]) / 1024, 1)
         return float("nan")
 
     def stop(self) -> None:
-        for proc in (self.proc, self.worker):
-            if proc is None or proc.poll() is not None:
-                continue
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(30)
+        """Stop the worker, then the server (SIGTERM to each process group, SIGKILL after 30 s)."""
+        for process in (self.worker, self.tagloop):
+            if process is not None:
+                process.stop(30)
 
 
 class TaskIds:
@@ -146,5 +114,5 @@ def predict_http(server: Server, ids: TaskIds, texts: Sequence[str], session: re
         f"{server.url}/predict", json={"project": PROJECT, "tasks": tasks}, timeout=120
     )
     if not r.ok:
-        raise RuntimeError(f"/predict: {r.status_code} {r.text[:300]}")
+        raise HarnessError(f"/predict: {r.status_code} {r.text[:300]}")
     return r.json()

@@ -58,8 +58,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from backend.app import create_app
+    from backend.bootstrap import build
     from backend.config import Settings
-    from backend.services import build_services
     from backend.store.records import AnnotationRecord
     from backend.training.jobs import train_project
 
@@ -80,16 +80,16 @@ def main() -> None:
         psi_reference_size=w,
         seed=args.seed,
     )
-    services = build_services(settings)
+    services = build(settings, role="cli")
     services.waker = NoWake()
     client = create_app(services=services).test_client()
     config = (repo / "annotation_configs" / "content_moderation.xml").read_text()
     assert client.post("/setup", json={"project": f"{PID}.1", "schema": config}).status_code == 200
     tasks = [(i, {"text": r["text"]}) for i, r in enumerate(labeled + known, start=1)]
-    services.store.upsert_tasks(PID, tasks)
+    services.store.tasks.upsert(PID, tasks)
     for i, r in enumerate(labeled, start=1):
         choices = {"moderation": [DAVIDSON[r["label"]]]}
-        services.store.upsert_annotation(AnnotationRecord(id=i, project_id=PID, task_id=i, choices=choices))
+        services.store.annotations.upsert(AnnotationRecord(id=i, project_id=PID, task_id=i, choices=choices))
     started = time.perf_counter()
     version = train_project(services, PID, "fast")
     train_s = time.perf_counter() - started
@@ -121,7 +121,7 @@ def main() -> None:
     for name, texts in streams.items():
         drift = stream(texts)
         results["streams"][name] = {k: drift[k] for k in ("psi", "band", "n_reference", "n_current")}
-    version_record = services.store.get_version(version)
+    version_record = services.store.versions.get(version)
     results["thresholds"] = (version_record.metrics.get("review") or {}).get("thresholds") if version_record else None
     services.close()
     args.out.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,7 @@
 Usage: TAGLOOP_LS_VENV=.ls-venv python -m tools.experiments.queue_latency [--tasks 10000] [--versions 20]
        [--data ../shared/data/davidson_hate/davidson_hate.csv]
 
-Starts a real Label Studio and a tagloop server on loopback (the test harness in tests/e2e/harness.py),
+Starts a real Label Studio and a tagloop server on loopback (the process harness in tools/harness.py),
 creates a project with "Uncertainty sampling", connects tagloop, imports the tasks (tagloop learns them from
 TASKS_CREATED), seeds a few labels, then `--versions` times: label the task `/next` served, and measure the
 time until `/next` serves the new version's top-ranked task (tagloop idle, LS on the pushed version). Also
@@ -27,7 +27,8 @@ import requests
 
 REPO = Path(__file__).resolve().parents[2]
 
-from tests.e2e.harness import LabelStudioServer, TagloopServer, ensure_label_studio_venv, wait_until  # noqa: E402
+from tools.harness import LabelStudioServer, TagloopServer, wait_until  # noqa: E402
+from tools.harness import ensure_label_studio as ensure_label_studio_venv  # noqa: E402
 
 
 def main() -> None:

@@ -63,8 +63,8 @@ def main() -> None:
 
     from backend.models.encoder import Encoder, bundled_model_path
     from backend.models.heads import fit_head
-    from backend.training.evaluation import out_of_fold, subsample
     from backend.review.thresholds import choose_threshold
+    from backend.training.evaluation import out_of_fold, subsample
     from tools.simulation.embeddings import embed_texts
 
     started = time.perf_counter()
@@ -77,9 +77,7 @@ def main() -> None:
     train_targets = [targets[i] for i in train]
     oof_full = out_of_fold(LABELS, True, emb[train], train_targets, seed=args.seed).proba
     capped = subsample(len(train), TAGLOOP_CV_ROWS, args.seed)
-    oof_cap = out_of_fold(
-        LABELS, True, emb[train][capped], [train_targets[i] for i in capped], seed=args.seed
-    ).proba
+    oof_cap = out_of_fold(LABELS, True, emb[train][capped], [train_targets[i] for i in capped], seed=args.seed).proba
     head = fit_head(LABELS, True, emb[train], train_targets, seed=args.seed)
     if head is None:
         raise SystemExit("no label varies in the train split")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.browser.chromium import Chromium, DriverError, browser_toolchain_problem
-from tests.e2e.harness import REPO
+from tools.harness import REPO
 
 ARTIFACTS = REPO / "test-artifacts" / "browser"
 FAILED = pytest.StashKey[bool]()

@@ -11,12 +11,13 @@ from typing import Any
 
 import pytest
 import requests
+from label_studio_sdk import LabelStudio
 
 from tests.conftest import config_xml, read_rows
 from tests.e2e.browser.chromium import Chromium
 from tests.e2e.browser.label_studio_ui import LabelStudioUI, ServedTask, SubmitRejected, shown_version
-from tests.e2e.harness import LabelStudioServer, TagloopServer, wait_until
-from tools.demo import LabelStudioApi, create_project, wait_for_queue
+from tools.harness import LabelStudioServer, TagloopServer, wait_until
+from tools.labelstudio_project import set_up_project, wait_for_queue
 
 pytestmark = pytest.mark.browser
 
@@ -44,7 +45,7 @@ def tagloop(tmp_path: Path) -> Iterator[TagloopServer]:
 class Loop:
     """tagloop's and Label Studio's view of the project, through their APIs."""
 
-    def __init__(self, tagloop: TagloopServer, ls: LabelStudioApi, project: int) -> None:
+    def __init__(self, tagloop: TagloopServer, ls: LabelStudio, project: int) -> None:
         self.tagloop, self.ls, self.project = tagloop, ls, project
 
     def get(self, path: str) -> Any:
@@ -58,8 +59,7 @@ class Loop:
             trained = status["current"]["n_train"] if status["current"] else 0
             if status["jobs"] or trained != n_labels or status["labels_usable"] != n_labels or not queue["tasks"]:
                 return None
-            return queue if self.ls.call("GET", f"/api/projects/{self.project}")["model_version"] == queue[
-                "model_version"] else None  # fmt: skip
+            return queue if self.ls.projects.get(id=self.project).model_version == queue["model_version"] else None
 
         return wait_until(idle, 240, 0.5, f"tagloop idle with {n_labels} labels and its queue in Label Studio")
 
@@ -86,12 +86,12 @@ def test_annotator_labels_in_the_stream_and_the_model_follows(
     started = time.monotonic()
     pool, held_out = read_rows("ag_news", N_POOL, offset=4500), read_rows("ag_news", N_HELD_OUT, offset=5000)
     truth = {r["text"]: r["label"] for r in pool}
-    ls = LabelStudioApi(label_studio.url, label_studio.token)
-    pid = create_project(
-        ls, tagloop.url, title="tagloop browser: annotator", label_config=config_xml("news_topics"),
-        texts=[r["text"] for r in pool],
+    ls = label_studio.client()
+    pid, _ = set_up_project(
+        ls, tagloop, title="tagloop browser: annotator", label_config=config_xml("news_topics"),
+        data=[{"text": r["text"]} for r in pool], strategy="",
     )  # fmt: skip
-    project = wait_for_queue(ls, tagloop.url, pid)
+    project = wait_for_queue(ls, tagloop, pid)
     loop = Loop(tagloop, ls, pid)
     zero_shot_accuracy, zero_shot = loop.held_out_accuracy(held_out)
     assert zero_shot == project.model_version and "-zeroshot-" in zero_shot

@@ -17,8 +17,8 @@ from label_studio_sdk import LabelStudio
 from tests.conftest import config_xml
 from tests.e2e.browser.chromium import Chromium
 from tests.e2e.browser.label_studio_ui import LabelStudioUI
-from tests.e2e.harness import LabelStudioServer, TagloopServer, wait_until
 from tests.e2e.moderation import choices, moderation_project, most_surely_flagged
+from tools.harness import LabelStudioServer, TagloopServer, wait_until
 
 pytestmark = pytest.mark.browser
 
