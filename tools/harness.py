@@ -248,6 +248,24 @@ def running(*servers: ServerProcess) -> Iterator[None]:
 # ---------------------------------------------------------------------------------------------------- tagloop
 
 
+def tagloop_env(extra_env: Mapping[str, str] | None = None, *, inherit_settings: bool = True) -> dict[str, str]:
+    """This process's environment (without its ``TAGLOOP_*`` variables unless ``inherit_settings``), offline,
+    with ``extra_env`` on top."""
+    inherited = {k: v for k, v in os.environ.items() if inherit_settings or not k.startswith("TAGLOOP_")}
+    return {**inherited, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", **(extra_env or {})}
+
+
+class TagloopWorker(ServerProcess):
+    """``python -m backend worker [--data-dir D]`` from the repo root (the scaled-out mode's separate worker),
+    with ``extra_env`` on top of this process's environment."""
+
+    def __init__(self, extra_env: Mapping[str, str] | None = None, *, log_path: Path, data_dir: Path | None = None):
+        command = [sys.executable, "-m", "backend", "worker"]
+        if data_dir is not None:
+            command += ["--data-dir", str(data_dir)]
+        super().__init__("tagloop worker", command, env=tagloop_env(extra_env), cwd=REPO, log_path=log_path)
+
+
 class TagloopServer(ServerProcess):
     """``python -m backend serve --host 127.0.0.1 --port P [--data-dir D]`` from the repo root, as ``make serve``
     starts it, with ``extra_env`` on top of this process's environment (or of it without its ``TAGLOOP_*``
@@ -264,8 +282,7 @@ class TagloopServer(ServerProcess):
         startup_timeout: float = 120.0,
     ) -> None:
         self.port = port or free_port()
-        inherited = {k: v for k, v in os.environ.items() if inherit_settings or not k.startswith("TAGLOOP_")}
-        env = {**inherited, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", **(extra_env or {})}
+        env = tagloop_env(extra_env, inherit_settings=inherit_settings)
         command = [sys.executable, "-m", "backend", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
         if data_dir is not None:
             command += ["--data-dir", str(data_dir)]

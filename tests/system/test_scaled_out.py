@@ -11,8 +11,7 @@ from typing import Any
 import requests
 
 from tests.conftest import config_xml, read_rows
-from tests.system.conftest import WorkerProcess
-from tools.harness import TagloopServer, wait_until
+from tools.harness import TagloopServer, TagloopWorker, wait_until
 
 NEWS = config_xml("news_topics")
 PROJECT = 41
@@ -49,7 +48,7 @@ def test_two_web_processes_and_a_worker_share_promotions(scaled_env: dict[str, s
         TagloopServer(scaled_env, log_path=tmp_path / "web-a.log") as web_a,
         TagloopServer(scaled_env, log_path=tmp_path / "web-b.log") as web_b,
     ):
-        worker = WorkerProcess(scaled_env, tmp_path / "worker.log").start()
+        worker = TagloopWorker(scaled_env, log_path=tmp_path / "worker.log").start()
         try:
             assert post(web_a.url, "/setup", {"project": f"{PROJECT}.1", "schema": NEWS}).status_code == 200
             for i, r in enumerate(rows):
@@ -67,7 +66,7 @@ def test_two_web_processes_and_a_worker_share_promotions(scaled_env: dict[str, s
             # kill the worker in the middle of a slow-tier job while both web processes keep serving
             failures, served = _predict_while(lambda: _kill_during_slow_job(web_a.url, worker), [web_a, web_b], body)
             assert failures == 0 and served > 0
-            worker = WorkerProcess(scaled_env, tmp_path / "worker.log").start()
+            worker = TagloopWorker(scaled_env, log_path=tmp_path / "worker.log").start()
             slow = wait_until(
                 lambda: (j := status(web_a.url)["training"]["setfit"]) and j["state"] == "done" and j,
                 240,
@@ -79,7 +78,7 @@ def test_two_web_processes_and_a_worker_share_promotions(scaled_env: dict[str, s
             worker.stop()
 
 
-def _kill_during_slow_job(url: str, worker: WorkerProcess) -> None:
+def _kill_during_slow_job(url: str, worker: TagloopWorker) -> None:
     assert requests.post(f"{url}/api/projects/{PROJECT}/train?tier=setfit", timeout=10).status_code == 202
     wait_until(lambda: status(url)["training"]["setfit"]["state"] == "running", 60, what="the slow job to start")
     time.sleep(1.0)
@@ -116,7 +115,7 @@ def test_durability_under_kill_9(scaled_env: dict[str, str], tmp_path: Path) -> 
     rows = read_rows("ag_news", 400, offset=2000)
     events, expected = _event_stream(rows, rng, n=2000)
     web = TagloopServer(scaled_env, log_path=tmp_path / "web.log").start()
-    worker = WorkerProcess(scaled_env, tmp_path / "worker.log").start()
+    worker = TagloopWorker(scaled_env, log_path=tmp_path / "worker.log").start()
     kills = {"web": 0, "worker": 0}
     try:
         assert post(web.url, "/setup", {"project": f"{PROJECT}.1", "schema": NEWS}).status_code == 200

@@ -28,6 +28,7 @@ def ag_news() -> str:
 def test_cli_prints_a_table_then_one_json_line(ag_news: str, tmp_path: object) -> None:
     args = ["--n", "8", "--n-train", "24", "--n-eval", "16", "--single-calls", "6", "--clients", "2"]
     args += ["--slow-steps", "2", "--busy-calls", "8", "--feed-rate", "20", "--feed-s", "0.25"]
+    args += ["--ack-labels", "10", "--ack-rate", "50"]  # --setup default: web + supervised worker
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     done = subprocess.run(
         [sys.executable, "-m", "backend", "bench", "predict", "--data", ag_news, *args],
@@ -49,6 +50,8 @@ def test_cli_prints_a_table_then_one_json_line(ag_news: str, tmp_path: object) -
     assert summary["busy"]["calls"] >= 1 and summary["accuracy"]["n_eval"] == 16
     assert summary["busy"]["paced"]["calls"] == 5 and summary["p50_feed_ms"] > 0  # 20/s for 0.25 s, then back to back
     assert "steps; training" in done.stdout and summary["busy"]["training_step_s_alone"] > 0
+    assert summary["busy"]["acks"]["labels"] == 10 and 0 < summary["ack_p50_ms"] <= summary["ack_p99_ms"]
+    assert summary["worker_rss_training_mb"] > 100  # the supervised worker's own peak, next to the web process's
     assert any(line.startswith("tagloop /predict HTTP") for line in lines)  # the table
     assert "labeling 24 rows" in done.stderr  # progress on stderr
 

@@ -20,14 +20,29 @@ def bench_freshness(
     checkpoints: Annotated[str, typer.Option(help="Label counts to measure at, comma-separated.")] = "100,1000,5000",
     window: Annotated[int, typer.Option(help="Labels measured one by one at each checkpoint.")] = 20,
     pace: Annotated[float, typer.Option(help="Seconds between labels in a measured window (annotator pace).")] = 1.0,
+    setup: Annotated[
+        str,
+        typer.Option(
+            help="default: what `make serve` starts (web + supervised worker); inprocess: train in the web process."
+        ),
+    ] = "default",
 ) -> None:
     """Webhook ack p50/p99 and label → served-version latency, tagloop vs synchronous retrain every 10 labels."""
     from tools.bench.freshness import FreshnessConfig, main_json, run_freshness
 
-    config = FreshnessConfig(
-        data=data, pool=pool, checkpoints=tuple(int(c) for c in checkpoints.split(",")), window=window, pace_s=pace
-    )
-    report = run_freshness(config, progress=lambda m: typer.echo(m, err=True))
+    try:
+        config = FreshnessConfig(
+            data=data,
+            pool=pool,
+            checkpoints=tuple(int(c) for c in checkpoints.split(",")),
+            window=window,
+            pace_s=pace,
+            setup=setup,
+        )
+        report = run_freshness(config, progress=lambda m: typer.echo(m, err=True))
+    except (ValueError, RuntimeError, TagloopError) as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(1) from None
     for name in ("tagloop", "reference"):
         for cp, row in report[name].items():
             typer.echo(
@@ -49,9 +64,15 @@ def bench_predict(
     busy_calls: Annotated[int, typer.Option(help="Most back-to-back single-text calls while it trains.")] = 1000,
     feed_rate: Annotated[float, typer.Option(help="Calls/s of the feed phase while it trains.")] = 20.0,
     feed_s: Annotated[float, typer.Option(help="Seconds of the feed phase.")] = 20.0,
-    worker: Annotated[
-        str, typer.Option(help="inprocess: train in the web process; redis: in a `tagloop worker` process.")
-    ] = "inprocess",
+    setup: Annotated[
+        str,
+        typer.Option(
+            help="default: what `make serve` starts (web + supervised worker); inprocess: train in the web "
+            "process; redis: in a separate `tagloop worker` on Redis/RQ."
+        ),
+    ] = "default",
+    ack_labels: Annotated[int, typer.Option(help="Webhook labels sent while it trains (ack latency).")] = 1000,
+    ack_rate: Annotated[float, typer.Option(help="Labels/s of that phase.")] = 50.0,
     training_priority: Annotated[
         str, typer.Option(help="CPU priority of the training measured against: idle, low or normal.")
     ] = "idle",
@@ -71,7 +92,9 @@ def bench_predict(
         busy_calls=busy_calls,
         feed_rate=feed_rate,
         feed_s=feed_s,
-        worker=worker,
+        setup=setup,
+        ack_labels=ack_labels,
+        ack_rate=ack_rate,
         training_priority=training_priority,
     )
     try:

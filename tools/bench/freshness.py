@@ -1,7 +1,9 @@
 """``tagloop bench freshness``: how fast a label reaches a served model, tagloop vs the reference.
 
 Both servers get the same labels from a labeled CSV as Label Studio webhooks over HTTP on loopback:
-- tagloop: ``tagloop serve`` in a subprocess (fresh SQLite data dir, in-process worker, fast tier on);
+- tagloop: ``tagloop serve`` in a subprocess (fresh SQLite data dir, fast tier on), set up as ``setup`` says:
+  ``default`` is what ``make serve`` starts (web process + the worker process it supervises), ``inprocess``
+  trains in a thread of the web process;
 - reference: synchronous retrain in the webhook every 10 labels (``tools.bench.reference``).
 Up to each checkpoint the labels are sent back to back (ack latency is measured on every one); then
 ``window`` labels are sent at an annotator's ``pace`` and, for each, the time until the server serves a
@@ -12,11 +14,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -27,6 +24,11 @@ from typing import Any
 
 import numpy as np
 import requests
+
+from tools.harness import TagloopServer, free_port
+
+SETUP_WORKER = {"default": "process", "inprocess": "inprocess"}
+"""``--setup`` → the server's ``TAGLOOP_WORKER``."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,17 +41,16 @@ class FreshnessConfig:
     window: int = 20
     pace_s: float = 1.0
     timeout_s: float = 60.0
+    setup: str = "default"
+
+    def __post_init__(self) -> None:
+        if self.setup not in SETUP_WORKER:
+            raise ValueError(f"setup: got {self.setup!r}, expected one of {list(SETUP_WORKER)}")
 
 
 def percentile(values: list[float], q: float) -> float:
     """The q-th percentile in milliseconds-agnostic units (nan for no values)."""
     return float(np.percentile(values, q)) if values else float("nan")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _load(config: FreshnessConfig) -> tuple[list[str], list[str], tuple[str, ...]]:
@@ -168,31 +169,10 @@ def _measure_window(
     return fresh, sent
 
 
-def _start_tagloop(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
-    env = {
-        **os.environ,
-        "TAGLOOP_DATA_DIR": str(data_dir),
-        "TAGLOOP_TRAIN_EVERY": "0",
-        "HF_HUB_OFFLINE": "1",
-        "TRANSFORMERS_OFFLINE": "1",
-    }
-    log = (data_dir / "server.log").open("ab")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "backend", "serve", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        try:
-            if requests.get(f"{url}/health", timeout=1).ok:
-                return proc, url
-        except requests.RequestException:
-            time.sleep(0.2)
-    raise RuntimeError(f"tagloop did not start; see {data_dir / 'server.log'}")
+def _tagloop(data_dir: Path, setup: str) -> TagloopServer:
+    """``tagloop serve`` on a fresh data dir, set up as ``setup`` says, slow tier off (the fast tier is measured)."""
+    env = {"TAGLOOP_DATA_DIR": str(data_dir), "TAGLOOP_TRAIN_EVERY": "0", "TAGLOOP_WORKER": SETUP_WORKER[setup]}
+    return TagloopServer(env, data_dir=data_dir, log_path=data_dir / "server.log", startup_timeout=300)
 
 
 def _start_reference(labels: tuple[str, ...], embeddings: dict[int, np.ndarray]) -> tuple[Any, str]:
@@ -200,7 +180,7 @@ def _start_reference(labels: tuple[str, ...], embeddings: dict[int, np.ndarray])
 
     from tools.bench.reference import reference_app
 
-    port = _free_port()
+    port = free_port()
     server = create_server(reference_app(labels, embeddings), host="127.0.0.1", port=port, threads=4)
     threading.Thread(target=server.run, daemon=True).start()
     return server, f"http://127.0.0.1:{port}"
@@ -219,30 +199,24 @@ def run_freshness(config: FreshnessConfig, progress: Callable[[str], None] = pri
     encoder = Encoder.load(bundled_model_path(), max_seq_length=128, batch_size=64)
     vectors = encoder.encode(texts[:n_labels])
     embeddings = {i + 1: vectors[i] for i in range(n_labels)}
-    with tempfile.TemporaryDirectory(prefix="tagloop-bench-") as tmp:
-        proc, url = _start_tagloop(Path(tmp))
-        try:
-            requests.post(
-                f"{url}/setup", json={"project": f"{project}.1", "schema": xml}, timeout=30
-            ).raise_for_status()
-            pool: list[Any] = [{"id": i + 1, "data": {"text": t}} for i, t in enumerate(texts)]
-            requests.post(
-                f"{url}/webhook",
-                json={"action": "TASKS_CREATED", "project": {"id": project}, "tasks": pool},
-                timeout=120,
-            ).raise_for_status()
+    with tempfile.TemporaryDirectory(prefix="tagloop-bench-") as tmp, _tagloop(Path(tmp), config.setup) as tagloop:
+        url = str(tagloop.url)
+        requests.post(f"{url}/setup", json={"project": f"{project}.1", "schema": xml}, timeout=30).raise_for_status()
+        pool: list[Any] = [{"id": i + 1, "data": {"text": t}} for i, t in enumerate(texts)]
+        requests.post(
+            f"{url}/webhook",
+            json={"action": "TASKS_CREATED", "project": {"id": project}, "tasks": pool},
+            timeout=120,
+        ).raise_for_status()
 
-            warm: dict[str, Any] = {"project": project, "tasks": [{"id": 1, "data": {"text": texts[0]}}]}
-            requests.post(f"{url}/predict", json=warm, timeout=300).raise_for_status()  # body loaded, as in service
+        warm: dict[str, Any] = {"project": project, "tasks": [{"id": 1, "data": {"text": texts[0]}}]}
+        requests.post(f"{url}/predict", json=warm, timeout=300).raise_for_status()  # body loaded, as in service
 
-            def tagloop_served(session: requests.Session) -> int:
-                current = session.get(f"{url}/api/projects/{project}/status", timeout=30).json()["current"]
-                return int(current["n_train"]) if current else 0
+        def tagloop_served(session: requests.Session) -> int:
+            current = session.get(f"{url}/api/projects/{project}/status", timeout=30).json()["current"]
+            return int(current["n_train"]) if current else 0
 
-            ours = _replay(_Target("tagloop", url, tagloop_served), events, config, progress)
-        finally:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(30)
+        ours = _replay(_Target("tagloop", url, tagloop_served), events, config, progress)
     server, ref_url = _start_reference(labels, embeddings)
     try:
         ref = _replay(
@@ -265,6 +239,7 @@ def run_freshness(config: FreshnessConfig, progress: Callable[[str], None] = pri
         "pool": config.pool,
         "window": config.window,
         "pace_s": config.pace_s,
+        "setup": config.setup,
         "tagloop": ours,
         "reference": ref,
         "reference_over_tagloop": ratios,

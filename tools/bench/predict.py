@@ -1,8 +1,9 @@
 """``tagloop bench predict``: serving speed of tagloop's /predict next to Hugging Face's pipeline, in one run.
 
 From a labeled CSV (``text,label``, single-label rows) the run builds a project on a real ``tagloop serve``
-subprocess (fresh data dir; slow tier in-process, or in a `tagloop worker` with ``worker=redis``; training at
-``training_priority``), labels
+subprocess on a fresh data dir, set up as ``setup`` says: ``default`` is what ``make serve`` starts (the web
+process and the worker process it supervises), ``inprocess`` trains in a thread of the web process, ``redis``
+in a separate `tagloop worker` on Redis/RQ (training at ``training_priority``). It labels
 ``n_train`` rows through /webhook, trains a fast-tier version (heads on the served body) and measures:
 
 - on the same texts, in ``ROUNDS`` alternating rounds (so load from other processes hits all three alike),
@@ -14,8 +15,9 @@ subprocess (fresh data dir; slow tier in-process, or in a `tagloop worker` with 
   already embedded (the embedding cache);
 - accuracy on ``n_eval`` held-out rows: served (ONNX) predictions over HTTP vs the same version's heads on
   the torch body (and vs heads fitted on torch embeddings, what ``serve_precision=torch`` would serve);
-- peak RSS of the web process (``VmHWM`` from /proc) while serving, then single-text /predict latency while
-  a slow-tier (SetFit) training runs, and the peak RSS again.
+- peak RSS of the web process (``VmHWM`` from /proc) while serving; then, while a slow-tier (SetFit) training
+  runs: single-text /predict latency (a paced feed, then back to back) and webhook ack latency of ``ack_labels``
+  labels sent at ``ack_rate`` a second; the peak RSS of the web process and of the worker process again.
 Progress goes to the ``progress`` callback (stderr in the CLI); the CLI prints ``table(report)`` and then
 ``json.dumps(summary(report))`` as the last line.
 """
@@ -42,7 +44,7 @@ import requests
 from backend.config import PRIORITIES
 from tools.bench.freshness import annotation_event
 from tools.bench.predict_report import summary, table
-from tools.bench.predict_server import PROJECT, Server, TaskIds, predict_http
+from tools.bench.predict_server import PROJECT, SETUP_WORKER, Server, TaskIds, predict_http
 
 Progress = Callable[[str], None]
 ROUNDS = 4
@@ -70,8 +72,13 @@ class PredictBenchConfig:
     """Calls per second of the feed phase while the slow tier trains (20/s: 1,200 texts a minute)."""
     feed_s: float = 20.0
     """Seconds of the feed phase."""
-    worker: str = "inprocess"
-    """inprocess: the slow tier trains in a thread of the web process; redis: in a `tagloop worker` process."""
+    setup: str = "default"
+    """default: web process + the worker process it supervises (``make serve``); inprocess: the slow tier trains in
+    a thread of the web process; redis: in a separate `tagloop worker` process on Redis/RQ."""
+    ack_labels: int = 1000
+    """Labels sent as webhooks while the slow tier trains (ack latency)."""
+    ack_rate: float = 50.0
+    """Labels per second of that phase."""
     redis_url: str = "redis://127.0.0.1:6379/14"
     """A Redis database for the bench alone: it is emptied when the worker starts."""
     training_priority: str = "idle"
@@ -80,8 +87,10 @@ class PredictBenchConfig:
     timeout_s: float = 900.0
 
     def __post_init__(self) -> None:
-        if self.worker not in ("inprocess", "redis"):
-            raise ValueError(f"worker: got {self.worker!r}, expected 'inprocess' or 'redis'")
+        if self.setup not in SETUP_WORKER:
+            raise ValueError(f"setup: got {self.setup!r}, expected one of {list(SETUP_WORKER)}")
+        if self.ack_rate <= 0 or self.ack_labels < 0:
+            raise ValueError(f"ack_rate must be > 0 and ack_labels >= 0, got {self.ack_rate} and {self.ack_labels}")
         if self.feed_rate <= 0 or self.feed_s < 0:
             raise ValueError(f"feed_rate must be > 0 and feed_s >= 0, got {self.feed_rate} and {self.feed_s}")
         if self.training_priority not in PRIORITIES:
@@ -207,25 +216,65 @@ def load_pipeline(body: Path, n_labels: int) -> Callable[[Sequence[str]], Any]:
 
 
 def busy_latency(
-    server: Server, ids: TaskIds, texts: Sequence[str], timeout_s: float, *, rate: float, paced_s: float
+    server: Server,
+    ids: TaskIds,
+    texts: Sequence[str],
+    labeled: tuple[Sequence[str], Sequence[str], str],
+    config: PredictBenchConfig,
 ) -> dict[str, Any]:
     """Queue a slow-tier training; once its steps run (the first step is done: setup is over), time one more
-    step with no request (the training's own pace), then single-text /predict calls on new texts: first at
-    ``rate`` calls/s for ``paced_s`` seconds (a feed), then back to back (like the idle batch-1 row) until the
-    texts run out or the training ends. Each phase reports its latencies and how many steps the training made
-    meanwhile. The server is stopped afterwards, so a training still running is cut short."""
+    step with no request (the training's own pace), then single-text /predict calls on new texts at
+    ``feed_rate`` calls/s for ``feed_s`` seconds (a feed); then ``ack_labels`` webhook labels (``labeled``:
+    texts, labels, config XML) at ``ack_rate`` a second; then /predict back to back (like the idle batch-1 row)
+    until the texts run out or the training ends. Each phase reports its latencies and how many steps the
+    training made meanwhile. The server is stopped afterwards, so a training still running is cut short."""
     server.post(f"/api/projects/{PROJECT}/train?tier=setfit", {})
-    deadline = time.monotonic() + timeout_s
+    deadline = time.monotonic() + config.timeout_s
     first = _wait_for_step(server, 1, deadline)
     alone = _wait_for_step(server, first[0] + 1, deadline)
-    n_paced = int(rate * paced_s)
-    paced = _calls_while_training(server, ids, texts[:n_paced], interval_s=1 / rate)
+    n_paced = int(config.feed_rate * config.feed_s)
+    paced = _calls_while_training(server, ids, texts[:n_paced], interval_s=1 / config.feed_rate)
+    acks = _acks_while_training(server, ids, labeled, n=config.ack_labels, rate=config.ack_rate)
     back_to_back = _calls_while_training(server, ids, texts[n_paced:], interval_s=0.0)
     return {
         **back_to_back,
         "training_step_s_alone": round(alone[1] - first[1], 2),
-        "paced": {"rate_per_s": rate, **paced},
+        "paced": {"rate_per_s": config.feed_rate, **paced},
+        "acks": acks,
         "training_state_at_end": _slow_state(server),
+    }
+
+
+def _acks_while_training(
+    server: Server, ids: TaskIds, labeled: tuple[Sequence[str], Sequence[str], str], *, n: int, rate: float
+) -> dict[str, Any]:
+    """``n`` ANNOTATION_CREATED webhooks on new tasks (the texts cycled) started every ``1 / rate`` s while the
+    slow tier runs; ack latency of each (send to 2xx answer)."""
+    texts, golds, xml = labeled
+    control = _control(server)
+    state_at_start, start_step = _slow_state(server), _step(_slow_job(server)) or 0
+    latencies: list[float] = []
+    began = time.perf_counter()
+    for i in range(n):
+        wait = began + i / rate - time.perf_counter()
+        if wait > 0:
+            time.sleep(wait)
+        (task,) = ids.take(1)
+        body = annotation_event(PROJECT, xml, task, texts[i % len(texts)], golds[i % len(golds)], control=control)
+        t0 = time.perf_counter()
+        server.post("/webhook", body)
+        latencies.append((time.perf_counter() - t0) * 1000)
+    seconds = time.perf_counter() - began
+    end_step = _step(_slow_job(server))
+    return {
+        "labels": len(latencies),
+        "rate_per_s": rate,
+        "achieved_per_s": round(len(latencies) / seconds, 1) if seconds else None,
+        "p50_ms": percentile(latencies, 50),
+        "p99_ms": percentile(latencies, 99),
+        "max_ms": round(max(latencies), 2) if latencies else None,
+        "training_state": [state_at_start, _slow_state(server)],
+        "training_steps": end_step - start_step if end_step is not None else None,
     }
 
 
@@ -383,12 +432,16 @@ def _serve_phases(
     progress(f"accuracy on {len(rows['eval'])} held-out rows: served vs torch")
     out["accuracy"] = accuracy_rows(server, ids, rows)
     out["rss_serving_mb"] = server.peak_rss_mb()
+    out["worker_rss_serving_mb"] = server.worker_peak_rss_mb()
     progress(
-        f"single-text /predict while a slow-tier training ({config.slow_steps} SetFit steps) runs: "
-        f"{config.feed_rate:g}/s for {config.feed_s:g} s, then back to back"
+        f"while a slow-tier training (up to {config.slow_steps} SetFit steps) runs: single-text /predict at "
+        f"{config.feed_rate:g}/s for {config.feed_s:g} s, {config.ack_labels} webhook labels at "
+        f"{config.ack_rate:g}/s, then /predict back to back"
     )
-    out["busy"] = busy_latency(server, ids, busy, config.timeout_s, rate=config.feed_rate, paced_s=config.feed_s)
+    labeled = (rows["eval"], rows["eval_labels"], xml)
+    out["busy"] = busy_latency(server, ids, busy, labeled, config)
     out["rss_training_mb"] = server.peak_rss_mb()
+    out["worker_rss_training_mb"] = server.worker_peak_rss_mb()
     return out
 
 

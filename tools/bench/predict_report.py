@@ -34,6 +34,9 @@ def summary(report: dict[str, Any]) -> dict[str, Any]:
         "p50_idle_ms": http["b1"]["p50_ms"],
         "p99_idle_ms": http["b1"]["p99_ms"],
         "rss_training_mb": report["rss_training_mb"],
+        "ack_p50_ms": busy["acks"]["p50_ms"],
+        "ack_p99_ms": busy["acks"]["p99_ms"],
+        "worker_rss_training_mb": report["worker_rss_training_mb"],
         "served_body": report["serving"].get("served"),
         **{k: report[k] for k in ("http", "inprocess", "pipeline", "busy", "accuracy", "version", "startup_s")},
         "load_start": report["load_start"],
@@ -57,17 +60,20 @@ def table(report: dict[str, Any]) -> str:
     for name, row in rows:
         lines.append(f"{name:<34}{row['batch']:>6}{row['texts_per_s']:>10}{_ms(row['p50_ms'])}{_ms(row['p99_ms'])}")
     busy, acc = report["busy"], report["accuracy"]
-    paced = busy["paced"]
+    paced, acks = busy["paced"], busy["acks"]
     lines += [
         f"single text while SetFit trains ({_where(report['config'])}; {busy['training_step_s_alone']} s per "
         f"step with no request):",
         f"  at {paced['rate_per_s']:g} calls/s: p50 {paced['p50_ms']} ms, p99 {paced['p99_ms']} ms, max "
         f"{paced['max_ms']} ms ({paced['calls']} calls in {paced['seconds']} s; {paced['training_steps']} steps)",
+        f"  webhook acks at {acks['rate_per_s']:g} labels/s: p50 {acks['p50_ms']} ms, p99 {acks['p99_ms']} ms, max "
+        f"{acks['max_ms']} ms ({acks['labels']} labels, {acks['achieved_per_s']}/s achieved; "
+        f"{acks['training_steps']} steps; training {' → '.join(acks['training_state'])})",
         f"  back to back: p50 {busy['p50_ms']} ms, p99 {busy['p99_ms']} ms, max {busy['max_ms']} ms "
         f"({busy['calls']} calls in {busy['seconds']} s; {busy['training_steps']} steps; "
         f"training {busy['training_state_at_end']} at the end)",
         f"web process peak RSS: {report['rss_serving_mb']} MB serving, {report['rss_training_mb']} MB after the "
-        + ("training in it" if report["config"]["worker"] == "inprocess" else "training in a `tagloop worker`"),
+        + ("training in it" if report["config"]["setup"] == "inprocess" else _worker_rss(report)),
         f"served body: {report['serving'].get('served')} ({report['serving'].get('reason')})",
         f"accuracy on {acc['n_eval']} held-out rows: served {acc['served']:.4f}, same version on torch "
         f"{acc['torch_same_version']:.4f}, heads fitted on torch {acc['torch_trained']}",
@@ -78,8 +84,19 @@ def table(report: dict[str, Any]) -> str:
 
 
 def _where(config: dict[str, Any]) -> str:
-    place = "in the web process" if config["worker"] == "inprocess" else "in a `tagloop worker`"
+    place = {
+        "inprocess": "in the web process",
+        "default": "in the supervised worker process",
+        "redis": "in a `tagloop worker` on Redis",
+    }[config["setup"]]
     return f"{place}, priority {config.get('training_priority', 'normal')}"
+
+
+def _worker_rss(report: dict[str, Any]) -> str:
+    return (
+        f"training in the worker; worker peak RSS {report['worker_rss_serving_mb']} MB before, "
+        f"{report['worker_rss_training_mb']} MB after"
+    )
 
 
 def _ms(value: float | None) -> str:

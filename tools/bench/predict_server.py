@@ -1,9 +1,9 @@
-"""The server side of ``tagloop bench predict``: a ``tagloop serve`` subprocess (plus a `tagloop worker` with
-``worker=redis``) on a fresh data dir, fresh task ids, and /predict calls to it."""
+"""The server side of ``tagloop bench predict``: a ``tagloop serve`` subprocess on a fresh data dir (with the
+worker it supervises for ``setup=default``, plus a separate `tagloop worker` for ``setup=redis``), fresh task
+ids, and /predict calls to it."""
 
 from __future__ import annotations
 
-import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,17 +11,19 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
-from tools.harness import REPO, HarnessError, ServerProcess, TagloopServer
+from tools.harness import HarnessError, TagloopServer, TagloopWorker
 
 if TYPE_CHECKING:
     from tools.bench.predict import PredictBenchConfig
 
 PROJECT = 1
 """The Label Studio project id the bench uses."""
+SETUP_WORKER = {"default": "process", "inprocess": "inprocess", "redis": "redis"}
+"""``--setup`` → the server's ``TAGLOOP_WORKER``."""
 
 
 class Server:
-    """A ``tagloop serve`` subprocess on a fresh data dir (plus a ``tagloop worker`` with ``worker=redis``), and a
+    """A ``tagloop serve`` subprocess on a fresh data dir (plus a ``tagloop worker`` with ``setup=redis``), and a
     session to it."""
 
     def __init__(self, data_dir: Path, config: PredictBenchConfig) -> None:
@@ -32,7 +34,7 @@ class Server:
             "TAGLOOP_FAST_TIER": "false",
             "TAGLOOP_SETFIT_MAX_STEPS": str(config.slow_steps),
             "TAGLOOP_PUSH_TOP_K": "0",
-            "TAGLOOP_WORKER": config.worker,
+            "TAGLOOP_WORKER": SETUP_WORKER[config.setup],
             "TAGLOOP_REDIS_URL": config.redis_url,
             "TAGLOOP_TRAINING_PRIORITY": config.training_priority,
         }
@@ -40,22 +42,19 @@ class Server:
         self.tagloop.spawn()
         self.url, self.log = str(self.tagloop.url), self.tagloop.log_path
         self.data_dir, self.config = data_dir, config
-        self.worker: ServerProcess | None = None
+        self.worker: TagloopWorker | None = None
         self.session = requests.Session()
 
     def start_worker(self) -> None:
-        """With ``worker=redis``: empty the bench's Redis database, start a `tagloop worker` (after the server
+        """With ``setup=redis``: empty the bench's Redis database, start a `tagloop worker` (after the server
         migrated the store)."""
-        if self.config.worker != "redis":
+        if self.config.setup != "redis":
             return
         import redis
 
         # RQ job ids are the store's job ids: a fresh store must not meet jobs of an earlier run in Redis
         redis.Redis.from_url(self.config.redis_url).flushdb()
-        command = [sys.executable, "-m", "backend", "worker", "--data-dir", str(self.data_dir)]
-        self.worker = ServerProcess(
-            "tagloop worker", command, env=self.tagloop.env, cwd=REPO, log_path=self.data_dir / "worker.log"
-        )
+        self.worker = TagloopWorker(self.tagloop.env, log_path=self.data_dir / "worker.log", data_dir=self.data_dir)
         self.worker.spawn()
 
     def check(self) -> None:
@@ -78,18 +77,37 @@ class Server:
         self.check()
         return dict(self.session.get(f"{self.url}/api/projects/{PROJECT}/status", timeout=60).json())
 
-    def peak_rss_mb(self) -> float:
+    def peak_rss_mb(self) -> float | None:
         """VmHWM (peak resident set size) of the web process, in MB."""
-        for line in Path(f"/proc/{self.tagloop.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 1024, 1)
-        return float("nan")
+        return peak_rss_mb(self.tagloop.pid)
+
+    def worker_peak_rss_mb(self) -> float | None:
+        """VmHWM of the process that trains when it is not the web process: the supervised worker
+        (``<data_dir>/worker.pid``) or the separate `tagloop worker`; None for ``setup=inprocess``."""
+        if self.worker is not None:
+            return peak_rss_mb(self.worker.pid)
+        pid_file = self.data_dir / "worker.pid"
+        if self.config.setup != "default" or not pid_file.exists():
+            return None
+        return peak_rss_mb(int(pid_file.read_text().split()[0]))
 
     def stop(self) -> None:
         """Stop the worker, then the server (SIGTERM to each process group, SIGKILL after 30 s)."""
         for process in (self.worker, self.tagloop):
             if process is not None:
                 process.stop(30)
+
+
+def peak_rss_mb(pid: int) -> float | None:
+    """VmHWM (peak resident set size) of process ``pid`` in MB; None if it is gone."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return None
 
 
 class TaskIds:

@@ -23,12 +23,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-import requests
 
 REPO = Path(__file__).resolve().parents[2]
 
 from tools.harness import LabelStudioServer, TagloopServer, wait_until  # noqa: E402
 from tools.harness import ensure_label_studio as ensure_label_studio_venv  # noqa: E402
+from tools.labelstudio_project import ls_request  # noqa: E402
 
 
 def main() -> None:
@@ -57,8 +57,6 @@ def main() -> None:
 
 def run(ls: LabelStudioServer, tagloop: TagloopServer, config: str, rows: list[dict[str, str]], versions: int) -> dict:
     client = ls.client()
-    session = requests.Session()
-    session.headers["Authorization"] = f"Token {ls.token}"
     pid = client.projects.create(title="queue latency", label_config=config, sampling="Uncertainty sampling").id
     client.ml.create(project=pid, url=tagloop.url, title="tagloop")
     started = time.perf_counter()
@@ -79,8 +77,8 @@ def run(ls: LabelStudioServer, tagloop: TagloopServer, config: str, rows: list[d
         labeled.append(task_id)
 
     def settled() -> dict | None:
-        status = session.get(f"{tagloop.url}/api/projects/{pid}/status", timeout=30).json()
-        queue = session.get(f"{tagloop.url}/api/projects/{pid}/queue", timeout=30).json()
+        status = tagloop.call("GET", f"/api/projects/{pid}/status")
+        queue = tagloop.call("GET", f"/api/projects/{pid}/queue")
         current = status["current"]
         if status["jobs"] or not queue["tasks"] or not current or current["n_train"] != len(labeled):
             return None
@@ -93,16 +91,16 @@ def run(ls: LabelStudioServer, tagloop: TagloopServer, config: str, rows: list[d
     print(f"first version (encodes the whole pool once): {time.perf_counter() - started:.1f} s", flush=True)
     latencies = []
     for _ in range(versions):
-        nxt = session.get(f"{ls.url}/api/projects/{pid}/next", timeout=60).json()
+        nxt = ls_request(client, "GET", f"/api/projects/{pid}/next").json()
         started = time.perf_counter()
         annotate(int(nxt["id"]))
         queue = wait_until(settled, 300, interval=0.05, what="the new version pushed")
-        served = session.get(f"{ls.url}/api/projects/{pid}/next", timeout=60).json()
+        served = ls_request(client, "GET", f"/api/projects/{pid}/next").json()
         latencies.append(time.perf_counter() - started)
         if served["id"] != queue["tasks"][0]:
             raise SystemExit(f"LS served {served['id']}, tagloop's top task is {queue['tasks'][0]}")
         print(f"version {queue['model_version']}: {latencies[-1]:.2f} s", flush=True)
-    stored = session.get(f"{ls.url}/api/predictions/?project={pid}", timeout=120).json()
+    stored = ls_request(client, "GET", "/api/predictions/", project=pid).json()
     started = time.perf_counter()  # baseline: one version's predictions for every task, as one bulk import
     bulk = [
         {
@@ -113,7 +111,7 @@ def run(ls: LabelStudioServer, tagloop: TagloopServer, config: str, rows: list[d
         }
         for t, labels0 in ((t, gold[t]) for t in ids)
     ]
-    session.post(f"{ls.url}/api/projects/{pid}/import/predictions", json=bulk, timeout=600).raise_for_status()
+    ls_request(client, "POST", f"/api/projects/{pid}/import/predictions", json=bulk).raise_for_status()
     baseline = time.perf_counter() - started
     return {
         "tasks": len(ids),
