@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import config_xml, read_rows, split_labels
+from tools import webhooks
 
 pytestmark = pytest.mark.model
 NEWS = config_xml("news_topics")
@@ -23,19 +24,11 @@ def setup_project(client: Any, project: int, xml: str) -> dict[str, Any]:
 
 def annotation_event(
     project: int, xml: str, aid: int, task: int, text: str, control: str, labels: list[str], **kw: Any
-):
-    return {
-        "action": kw.pop("action", "ANNOTATION_CREATED"),
-        "project": {"id": project, "label_config": xml},
-        "task": {"id": task, "data": {"text": text}},
-        "annotation": {
-            "id": aid,
-            "task": task,
-            "completed_by": 1,
-            "result": [{"from_name": control, "to_name": "text", "type": "choices", "value": {"choices": labels}}],
-            **kw,
-        },
-    }
+) -> dict[str, Any]:
+    """``tools.webhooks.annotation_event`` with this file's argument order (``kw``: ``action`` and annotation fields)."""
+    return webhooks.annotation_event(
+        project, task, text, labels, control=control, label_config=xml, annotation_id=aid, **kw
+    )
 
 
 def test_health_is_cheap_and_up(client: Any) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import config_xml
+from tools.webhooks import annotation_event
 
 pytestmark = pytest.mark.model
 NEWS = config_xml("news_topics")
@@ -94,17 +95,19 @@ def test_limits(settings: Any, encoder: Any) -> None:
 
 def test_unknown_label_is_refused_and_nothing_is_lost(client: Any, app: Any, project: int) -> None:
     def event(aid: int, label: str, updated: str) -> dict[str, Any]:
-        return {
-            "action": "ANNOTATION_UPDATED" if aid == 1 and updated.endswith("2") else "ANNOTATION_CREATED",
-            "project": {"id": 2, "label_config": NEWS},
-            "task": {"id": 10, "data": {"text": "Shares fell sharply."}},
-            "annotation": {
-                "id": aid,
-                "task": 10,
-                "updated_at": updated,
-                "result": [{"from_name": "topic", "to_name": "text", "type": "choices", "value": {"choices": [label]}}],
-            },
-        }
+        action = "ANNOTATION_UPDATED" if aid == 1 and updated.endswith("2") else "ANNOTATION_CREATED"
+        text = "Shares fell sharply."
+        return annotation_event(
+            2,
+            10,
+            text,
+            [label],
+            control="topic",
+            label_config=NEWS,
+            annotation_id=aid,
+            action=action,
+            updated_at=updated,
+        )
 
     assert client.post("/webhook", json=event(1, "Business", "2026-01-01T00:00:01")).status_code == 200
     check_error(client.post("/webhook", json=event(1, "Finance", "2026-01-01T00:00:02")), 422, "['Finance'] not in")

@@ -17,6 +17,7 @@ from backend.models.encoder import Encoder
 from backend.services import Services
 from backend.store.sql_store import SqlStore
 from tests.conftest import config_xml, read_rows
+from tools import webhooks
 
 pytestmark = pytest.mark.model
 NEWS = config_xml("news_topics")
@@ -37,18 +38,8 @@ def value(scraped: dict[tuple[str, frozenset[tuple[str, str]]], float], name: st
 
 
 def annotation_event(project: int, aid: int, row: dict[str, str]) -> dict[str, Any]:
-    return {
-        "action": "ANNOTATION_CREATED",
-        "project": {"id": project, "label_config": NEWS},
-        "task": {"id": aid, "data": {"text": row["text"]}},
-        "annotation": {
-            "id": aid,
-            "task": aid,
-            "result": [
-                {"from_name": "topic", "to_name": "text", "type": "choices", "value": {"choices": [row["label"]]}}
-            ],
-        },
-    }
+    """Task ``aid`` labeled with the row's label in news_topics' ``topic``."""
+    return webhooks.annotation_event(project, aid, row["text"], [row["label"]], control="topic", label_config=NEWS)
 
 
 @pytest.fixture

@@ -29,6 +29,7 @@ from backend.config import Settings
 from backend.models.encoder import Encoder
 from backend.services import Services
 from tests.conftest import config_xml, read_rows
+from tools.webhooks import annotation_event
 
 API_KEY = "fuzz-api-key-7f3a9c"
 BASIC = ("labelstudio", "fuzz-basic-pass-51e2")
@@ -97,18 +98,7 @@ def seed_project(client: Any, headers: dict[str, str]) -> None:
     assert client.post("/setup", json={"project": "1.1700000000", "schema": news}, headers=headers).status_code == 200
     rows = read_rows("ag_news", 6)
     for i, row in enumerate(rows, start=1):
-        event = {
-            "action": "ANNOTATION_CREATED",
-            "project": {"id": 1, "label_config": news},
-            "task": {"id": i, "data": {"text": row["text"]}},
-            "annotation": {
-                "id": i,
-                "task": i,
-                "result": [
-                    {"from_name": "topic", "to_name": "text", "type": "choices", "value": {"choices": [row["label"]]}}
-                ],
-            },
-        }
+        event = annotation_event(1, i, row["text"], [row["label"]], control="topic", label_config=news)
         assert client.post("/webhook", json=event, headers=headers).status_code == 200
 
 

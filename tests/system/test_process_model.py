@@ -19,6 +19,7 @@ import pytest
 from backend.jobs.worker import pid_alive
 from tests.conftest import config_xml, read_rows
 from tools.harness import TagloopServer, wait_until
+from tools.webhooks import annotation_event
 
 NEWS = config_xml("news_topics")
 SETTINGS = {
@@ -44,18 +45,7 @@ def _worker_pid(data: Path, other_than: int | None = None) -> int | None:
 def _label(server: TagloopServer, n: int) -> None:
     server.call("POST", "/setup", json={"project": "1.1700000000", "schema": NEWS})
     for i, row in enumerate(read_rows("ag_news", n), start=1):
-        event = {
-            "action": "ANNOTATION_CREATED",
-            "project": {"id": 1},
-            "task": {"id": i, "data": {"text": row["text"]}},
-            "annotation": {
-                "id": i,
-                "task": i,
-                "result": [
-                    {"from_name": "topic", "to_name": "text", "type": "choices", "value": {"choices": [row["label"]]}}
-                ],
-            },
-        }
+        event = annotation_event(1, i, row["text"], [row["label"]], control="topic")
         server.call("POST", "/webhook", json=event)
 
 

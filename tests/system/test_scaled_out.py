@@ -12,6 +12,7 @@ import requests
 
 from tests.conftest import config_xml, read_rows
 from tools.harness import TagloopServer, TagloopWorker, wait_until
+from tools.webhooks import annotation_event
 
 NEWS = config_xml("news_topics")
 PROJECT = 41
@@ -24,18 +25,17 @@ def post(url: str, path: str, body: dict[str, Any], timeout: float = 10) -> requ
 def event(
     aid: int, task: int, text: str, label: str, updated: str, action: str = "ANNOTATION_CREATED"
 ) -> dict[str, Any]:
-    return {
-        "action": action,
-        "project": {"id": PROJECT, "label_config": NEWS},
-        "task": {"id": task, "data": {"text": text}},
-        "annotation": {
-            "id": aid,
-            "task": task,
-            "updated_at": updated,
-            "completed_by": 1,
-            "result": [{"from_name": "topic", "to_name": "text", "type": "choices", "value": {"choices": [label]}}],
-        },
-    }
+    return annotation_event(
+        PROJECT,
+        task,
+        text,
+        [label],
+        control="topic",
+        label_config=NEWS,
+        annotation_id=aid,
+        action=action,
+        updated_at=updated,
+    )
 
 
 def status(url: str) -> dict[str, Any]:

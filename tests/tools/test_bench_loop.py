@@ -84,3 +84,23 @@ def listening(port: int) -> bool:
     """Whether something accepts connections on 127.0.0.1:``port``."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_each_promoted_slow_version_is_paired_with_the_fast_one_at_its_label_count() -> None:
+    from tools.bench.versions import summary
+
+    def v(name: str, tier: str, n: int, acc: float, status: str = "ready", s: float | None = None) -> dict:
+        return {"version": name, "tier": tier, "status": status, "n_train": n, "heldout_accuracy": acc,
+                "trigger_to_version_s": s}  # fmt: skip
+
+    scored = [
+        v("1-fast-9", "fast", 9, 0.70), v("1-fast-10", "fast", 10, 0.74), v("1-setfit-1", "setfit", 10, 0.78, s=130.0),
+        v("1-fast-50", "fast", 50, 0.85), v("1-setfit-2", "setfit", 60, 0.80, "rejected", 150.0),
+        v("1-setfit-3", "setfit", 90, 0.87, s=218.0),
+    ]  # fmt: skip
+    out = summary(scored)
+    assert [p["version"] for p in out["slow_versions"]] == ["1-setfit-1", "1-setfit-3"]  # the rejected one is not
+    assert out["slow_promoted"] == "1-setfit-1" and out["fast_same_labels"] == "1-fast-10"
+    assert out["slow_versions"][1]["fast_version"] == "1-fast-50"  # the nearest count below 90
+    assert out["slow_max_trigger_to_promoted_s"] == 218.0 and out["slow_minus_fast_min_pp"] == 2.0
+    assert summary([v("1-fast-3", "fast", 3, 0.5)])["slow_promoted"] is None

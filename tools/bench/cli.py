@@ -127,7 +127,11 @@ def bench_loop(
     ] = None,
     ls_venv: Annotated[Path | None, typer.Option(help="Label Studio's venv (default: $TAGLOOP_LS_VENV).")] = None,
     score_versions: Annotated[
-        bool, typer.Option(help="Afterwards, score every kept version on the held-out rows (slower).")
+        bool,
+        typer.Option(
+            help="Afterwards, score each slow-tier version and the fast one at the same label count on the held-out "
+            "rows (keeps every version's artifact during the run; slower)."
+        ),
     ] = False,
 ) -> None:
     """One annotator in a real Label Studio with a real tagloop (as `make serve` starts it): suggestions right,

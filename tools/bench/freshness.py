@@ -26,6 +26,7 @@ import numpy as np
 import requests
 
 from tools.harness import TagloopServer, free_port
+from tools.webhooks import annotation_event
 
 SETUP_WORKER = {"default": "process", "inprocess": "inprocess"}
 """``--setup`` → the server's ``TAGLOOP_WORKER``."""
@@ -69,24 +70,6 @@ def label_config(labels: tuple[str, ...]) -> str:
 
     choices = "".join(f"<Choice value={quoteattr(x)}/>" for x in labels)
     return f'<View><Text name="text" value="$text"/><Choices name="label" toName="text">{choices}</Choices></View>'
-
-
-def annotation_event(
-    project: int, config: str, task: int, text: str, label: str, *, control: str = "label"
-) -> dict[str, Any]:
-    """An ``ANNOTATION_CREATED`` webhook body as Label Studio sends it: one choice of ``control`` on ``text``."""
-    return {
-        "action": "ANNOTATION_CREATED",
-        "project": {"id": project, "label_config": config},
-        "task": {"id": task, "data": {"text": text}},
-        "annotation": {
-            "id": task,
-            "task": task,
-            "completed_by": 1,
-            "updated_at": f"{time.time():.6f}",
-            "result": [{"from_name": control, "to_name": "text", "type": "choices", "value": {"choices": [label]}}],
-        },
-    }
 
 
 class _Target:
@@ -194,7 +177,10 @@ def run_freshness(config: FreshnessConfig, progress: Callable[[str], None] = pri
     xml = label_config(labels)
     project = 1
     n_labels = max(config.checkpoints)
-    events = [annotation_event(project, xml, i + 1, texts[i], golds[i]) for i in range(n_labels)]
+    events = [
+        annotation_event(project, i + 1, texts[i], [golds[i]], label_config=xml, updated_at=f"{time.time():.6f}")
+        for i in range(n_labels)
+    ]
     progress(f"encoding {n_labels} label texts for the reference (its retrain is then only the head fit)")
     encoder = Encoder.load(bundled_model_path(), max_seq_length=128, batch_size=64)
     vectors = encoder.encode(texts[:n_labels])

@@ -48,6 +48,10 @@ IDLE_WITHOUT_ALL_LABELS_S = 120.0
 catch-up) counts as settled."""
 
 
+SCORED_KEEP_VERSIONS = 100_000
+"""``TAGLOOP_KEEP_VERSIONS`` of a run with ``score_versions`` (unless ``tagloop_env`` sets one): keep them all."""
+
+
 class LoopBenchError(TagloopError):
     """The bench loop's input is unusable, or the annotator could not go on."""
 
@@ -240,7 +244,10 @@ def servers(
     fresh = f"tagloop_bench_ls_{uuid.uuid4().hex[:12]}"
     database = PostgresDatabase(fresh) if config.ls_database == "postgresql" else None
     ls = LabelStudioServer(executable, work / "label-studio", database=database)
-    tagloop = TagloopServer(config.tagloop_env, data_dir=work / "tagloop", inherit_settings=False)
+    env = dict(config.tagloop_env)
+    if config.score_versions:  # scoring needs every version's artifact (retention would prune all but 10)
+        env.setdefault("TAGLOOP_KEEP_VERSIONS", str(SCORED_KEEP_VERSIONS))
+    tagloop = TagloopServer(env, data_dir=work / "tagloop", inherit_settings=False)
     try:
         if database is not None:
             database.create()

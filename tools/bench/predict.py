@@ -42,9 +42,9 @@ import numpy as np
 import requests
 
 from backend.config import PRIORITIES
-from tools.bench.freshness import annotation_event
 from tools.bench.predict_report import summary, table
 from tools.bench.predict_server import PROJECT, SETUP_WORKER, Server, TaskIds, predict_http
+from tools.webhooks import annotation_event
 
 Progress = Callable[[str], None]
 ROUNDS = 4
@@ -260,7 +260,8 @@ def _acks_while_training(
         if wait > 0:
             time.sleep(wait)
         (task,) = ids.take(1)
-        body = annotation_event(PROJECT, xml, task, texts[i % len(texts)], golds[i % len(golds)], control=control)
+        text, gold = texts[i % len(texts)], golds[i % len(golds)]
+        body = annotation_event(PROJECT, task, text, [gold], control=control, label_config=xml)
         t0 = time.perf_counter()
         server.post("/webhook", body)
         latencies.append((time.perf_counter() - t0) * 1000)
@@ -506,7 +507,7 @@ def _label(server: Server, ids: TaskIds, rows: dict[str, list[str]], xml: str) -
     control = _control(server)
     for text, label in zip(rows["train"], rows["train_labels"], strict=True):
         (task,) = ids.take(1)
-        server.post("/webhook", annotation_event(PROJECT, xml, task, text, label, control=control))
+        server.post("/webhook", annotation_event(PROJECT, task, text, [label], control=control, label_config=xml))
 
 
 def _train_fast(server: Server, timeout_s: float) -> str:
