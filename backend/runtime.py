@@ -29,6 +29,9 @@ from backend.services import Services
 
 log = logging.getLogger(__name__)
 
+PRESENCE_EVERY_S = 5.0  # a scaled-out worker renews its presence key in Redis this often ...
+PRESENCE_TTL_S = 20.0  # ... and it expires this long after a worker died without withdrawing it (kill -9)
+
 
 @contextlib.contextmanager
 def signals_as_interrupt() -> Iterator[None]:
@@ -98,10 +101,15 @@ def run_worker(settings: Settings, *, supervised: bool = False, burst: bool = Fa
     pool = WorkerPool(services, "supervised" if supervised else "worker", waiter)
     services.wakeup = CallbackWakeup(pool.nudge)
     stop = threading.Event()
+    presence = waiter if isinstance(waiter, RedisWakeup) else None  # scaled out: the container health check reads it
+    announced = 0.0
     pool.start()
     try:
         with signals_as_interrupt():
             while not stop.wait(0.5):
+                if presence is not None and time.monotonic() - announced >= PRESENCE_EVERY_S:
+                    presence.announce(ttl_s=PRESENCE_TTL_S)
+                    announced = time.monotonic()
                 if supervised and isinstance(waiter, PipeWaiter) and waiter.closed.is_set():
                     break  # the web process closed the pipe (or died)
                 if burst and not services.jobs.active():
@@ -114,6 +122,8 @@ def run_worker(settings: Settings, *, supervised: bool = False, burst: bool = Fa
     finally:
         started = time.monotonic()
         pool.stop(timeout=settings.job_stale_s)
+        if presence is not None:
+            presence.withdraw()
         log.info("worker stopped in %.1f s", time.monotonic() - started)
         services.close()
     return 0

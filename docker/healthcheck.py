@@ -1,7 +1,8 @@
 """Container health: ``healthcheck.py serve`` or ``healthcheck.py worker``; exit 0 when healthy, 1 otherwise.
 
 - ``serve``: ``GET http://127.0.0.1:$TAGLOOP_PORT/health`` answers 200 with ``"status": "UP"``.
-- ``worker``: an RQ worker of this host (container) is registered in ``$TAGLOOP_REDIS_URL``.
+- ``worker``: a ``tagloop worker`` of this host (container) keeps its presence key ``tagloop-worker:<host>:<pid>``
+  in ``$TAGLOOP_REDIS_URL`` (renewed every 5 s, gone 20 s after the process died, removed when it stops).
 """
 
 from __future__ import annotations
@@ -25,21 +26,21 @@ def serve_healthy() -> bool:
 
 
 def worker_healthy() -> bool:
-    """A worker registered from this host is alive in Redis."""
+    """A worker of this host has announced itself in Redis within its presence key's lifetime."""
     from redis import Redis
     from redis.exceptions import RedisError
-    from rq import Worker
 
-    try:
-        connection = Redis.from_url(os.environ.get("TAGLOOP_REDIS_URL", "redis://127.0.0.1:6379/0"))
-        workers = Worker.all(connection=connection)
-    except RedisError as exc:
-        print(f"healthcheck: Redis: {type(exc).__name__}", file=sys.stderr)
-        return False
+    url = os.environ.get("TAGLOOP_REDIS_URL", "redis://127.0.0.1:6379/0")
     host = socket.gethostname()
-    if any(w.hostname == host for w in workers):
+    try:
+        connection = Redis.from_url(url, socket_connect_timeout=2, socket_timeout=4)
+        present = [key.decode() for key in connection.scan_iter(match=f"tagloop-worker:{host}:*", count=100)]
+    except RedisError as exc:
+        print(f"healthcheck: Redis at {url}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return False
+    if present:
         return True
-    print(f"healthcheck: no RQ worker of host {host!r} among {len(workers)} registered", file=sys.stderr)
+    print(f"healthcheck: no tagloop worker of host {host!r} is present in Redis at {url}", file=sys.stderr)
     return False
 
 

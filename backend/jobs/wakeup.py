@@ -7,7 +7,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import socket
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -72,6 +74,11 @@ class EventWakeup:
         self._event.set()
 
 
+PRESENCE_PREFIX = "tagloop-worker:"
+"""A live ``tagloop worker`` keeps ``tagloop-worker:<host>:<pid>`` in Redis (``RedisWakeup.announce``); the container
+health check (``docker/healthcheck.py worker``) looks for one of its host."""
+
+
 def redis_key(database_url: str) -> str:
     """The Redis list of one store's wake-ups (stores sharing a Redis database never wake each other)."""
     return "tagloop-wake-" + hashlib.sha256(database_url.encode()).hexdigest()[:10]
@@ -104,6 +111,25 @@ class RedisWakeup:
         except Exception as exc:
             log.warning("waiting on Redis at %s failed (%s); polling the database", self.redis_url, exc)
             threading.Event().wait(timeout)
+
+    @property
+    def presence_key(self) -> str:
+        """This process's presence key."""
+        return f"{PRESENCE_PREFIX}{socket.gethostname()}:{os.getpid()}"
+
+    def announce(self, ttl_s: float) -> None:
+        """Say this worker is alive for the next ``ttl_s`` seconds (a failure is logged: the jobs do not need it)."""
+        try:
+            self._redis.set(self.presence_key, f"{time.time():.0f}", ex=max(1, round(ttl_s)))
+        except Exception as exc:
+            log.warning("could not announce this worker in Redis at %s: %s", self.redis_url, exc)
+
+    def withdraw(self) -> None:
+        """This worker is stopping: remove its presence key."""
+        try:
+            self._redis.delete(self.presence_key)
+        except Exception as exc:
+            log.warning("could not withdraw this worker from Redis at %s: %s", self.redis_url, exc)
 
     def close(self) -> None:
         """Close the connection pool."""

@@ -73,11 +73,27 @@ def push_version(
     if pool and settings.push_top_k > 0:
         rows = _ranked_rows(project, spec, model, pool, settings, models, labeled)
     previous = list(project.pushed_tasks)
-    protected = protected_tasks(project, {tid for tid, _ in pool}, settings, now=time.time())
+    # ranking under a new body embeds the whole pool (seconds): the annotator kept labeling meanwhile, so what is
+    # unlabeled is read again now, or the protection would go to tasks already done and miss the one open
+    ranked = {r["task"] for r in rows}
+    done = store.tasks.labeled_among(project.id, set(previous) | set(project.protected_tasks) | ranked)
+    rows = [r for r in rows if r["task"] not in done]
+    unlabeled = {tid for tid, _ in pool} - done
+    protected = protected_tasks(project, unlabeled, settings, now=time.time())
     # the previous push, and any older prediction of a task pushed now (e.g. a live /predict when it was
     # opened): one prediction per pushed task keeps LS's prediction table bounded; protected tasks keep theirs
-    client.delete_predictions(project.id, sorted((set(previous) | {r["task"] for r in rows}) - set(protected)))
+    cleared = sorted((set(previous) | {r["task"] for r in rows}) - set(protected))
+    client.delete_predictions(project.id, cleared)
     rows = rows_to_import(rows, protected, settings.push_protect_head)
+    log.info(
+        "project %s: push %s: head %s, protected %s, predictions of %d tasks deleted, %d labeled while ranking",
+        project.id,
+        model.version,
+        [r["task"] for r in rows[:5]],
+        sorted(protected),
+        len(cleared),
+        len(done & {tid for tid, _ in pool}),
+    )
     client.import_predictions(project.id, rows)
     pushed = [r["task"] for r in rows]
     pushed_set = set(pushed)

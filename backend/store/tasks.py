@@ -85,6 +85,15 @@ class TaskRepository:
         with self.db.session() as s:
             return [(int(tid), dict(data)) for tid, data in s.execute(q)]
 
+    def labeled_among(self, project_id: int, task_ids: Iterable[int]) -> set[int]:
+        """Those of ``task_ids`` that have a live annotation now."""
+        ids, out = sorted({int(t) for t in task_ids}), set[int]()
+        with self.db.session() as s:
+            for start in range(0, len(ids), CHUNK):
+                q = _live_annotation(project_id).where(models.Annotation.task_id.in_(ids[start : start + CHUNK]))
+                out.update(int(t) for t in s.scalars(q))
+        return out
+
     def unlabeled_predictions(self, project_id: int, model_version: str) -> list[tuple[int, dict, dict]]:
         """``[(task_id, data, prediction)]`` of unlabeled tasks last served by ``model_version``, by task id."""
         q = (

@@ -11,6 +11,7 @@ import stat
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -285,22 +286,33 @@ def test_serve_healthcheck_against_a_real_app(tmp_path: Path) -> None:
 
 def test_worker_healthcheck_against_real_redis() -> None:
     import redis
-    from rq import Queue, Worker
 
-    url = f"redis://127.0.0.1:6379/{9 + uuid.uuid4().int % 6}"  # dbs the RQ tests (1-6) do not use
-    connection = redis.Redis.from_url(url, socket_connect_timeout=2)
+    from backend.jobs.wakeup import RedisWakeup
+
+    url = f"redis://127.0.0.1:6379/{9 + uuid.uuid4().int % 6}"
     try:
-        connection.ping()
+        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
     except redis.RedisError as exc:
         pytest.fail(f"Redis at {url} is not reachable ({exc}); `make services` starts it")
     script = str(DOCKER / "healthcheck.py")
     env = {**os.environ, "TAGLOOP_REDIS_URL": url}
-    worker = Worker([Queue(f"health-{uuid.uuid4().hex[:8]}", connection=connection)], connection=connection)
-    worker.register_birth()
+    presence = RedisWakeup(url, "sqlite:///unused.db")  # what `tagloop worker` (TAGLOOP_WORKER=redis) announces with
     try:
+        presence.announce(ttl_s=20)
         alive = run([sys.executable, script, "worker"], env=env)
+        presence.withdraw()  # a worker that stops
+        stopped = run([sys.executable, script, "worker"], env=env)
+        presence.announce(ttl_s=1)  # a worker killed -9: its key expires
+        time.sleep(1.5)
+        expired = run([sys.executable, script, "worker"], env=env)
     finally:
-        worker.register_death()
-    gone = run([sys.executable, script, "worker"], env=env)
+        presence.withdraw()
+        presence.close()
     assert alive.returncode == 0, alive.stderr
-    assert gone.returncode == 1 and "no RQ worker of host" in gone.stderr
+    assert stopped.returncode == 1 and "no tagloop worker of host" in stopped.stderr
+    assert expired.returncode == 1 and "no tagloop worker of host" in expired.stderr
+    down = run(
+        [sys.executable, script, "worker"],
+        env={**os.environ, "TAGLOOP_REDIS_URL": f"redis://127.0.0.1:{closed_port()}/0"},
+    )
+    assert down.returncode == 1 and "ConnectionError" in down.stderr

@@ -55,6 +55,9 @@ def test_annotations_upsert_delete_cancel_and_training_set(store: SqlStore) -> N
     assert {e.task_id for e in store.annotations.training_set(1)} == {10}
     kept = {a.id: a for a in store.annotations.of_project(1)}
     assert kept[101].deleted and kept[102].was_cancelled and len(kept) == 3
+    # what a push reads again after ranking: the tasks labeled (or skipped) meanwhile, not those deleted
+    assert store.tasks.labeled_among(1, [10, 11, 12, 99]) == {10, 12}
+    assert store.tasks.labeled_among(1, []) == set()
 
 
 def test_versions(store: SqlStore) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import random
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -10,7 +13,7 @@ from typing import Any
 
 import requests
 
-from tests.conftest import config_xml, read_rows
+from tests.conftest import REPO, config_xml, read_rows
 from tools.harness import TagloopServer, TagloopWorker, wait_until
 from tools.webhooks import annotation_event
 
@@ -59,6 +62,11 @@ def test_two_web_processes_and_a_worker_share_promotions(scaled_env: dict[str, s
                 what="the worker's version, seen from the other web process",
             )
             assert version.startswith(f"{PROJECT}-fast-")
+            health = subprocess.run(
+                [sys.executable, str(REPO / "docker" / "healthcheck.py"), "worker"],
+                env=scaled_env | {"PATH": os.environ["PATH"]}, capture_output=True, text=True, timeout=30,
+            )  # fmt: skip
+            assert health.returncode == 0, f"the container health check does not see the live worker: {health.stderr}"
             body = {"project": PROJECT, "tasks": [{"id": 1, "data": {"text": rows[0]["text"]}}]}
             assert post(web_b.url, "/predict", body).json()["model_version"] == version
             assert post(web_a.url, "/predict", body).json()["model_version"] == version

@@ -151,8 +151,10 @@ def test_annotator_labels_in_the_stream_and_the_model_follows(
     )
     assert len(versions_seen) >= 3 and final != zero_shot, versions_seen  # the version shown changed as labels came
     assert queue_checks == N_LABELS // CHECK_EVERY
-    first_learned = curve[0][1]
-    assert final_accuracy > first_learned + 0.05, f"held-out accuracy did not rise as labels came: {curve}"
+    # the served estimate blends the zero-shot prior with the heads: never clearly below it, above it at the end
+    # (ag_news, 4 topics: 24 labels are worth about +0.05 on average; 0.03 is 4-5 of the 150 held-out rows)
+    assert min(a for _, a, _ in curve) >= zero_shot_accuracy - 0.04, f"fell below zero-shot: {curve}"
+    assert final_accuracy >= zero_shot_accuracy + 0.03, f"held-out accuracy did not rise above zero-shot: {curve}"
     assert not problems, f"what the annotator ran into (screenshots problem-*.png in {artifacts}): {problems}"
 
 
