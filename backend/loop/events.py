@@ -16,6 +16,7 @@ from backend.labelstudio.label_config import LabelSpec, parse_label_config
 from backend.labelstudio.payloads import WebhookEvent, annotation_record
 from backend.services import Services
 from backend.store.records import AnnotationRecord, ProjectRecord
+from backend.training.jobs import request_push
 from backend.training.policy import should_train
 
 
@@ -44,7 +45,11 @@ def handle_event(services: Services, event: WebhookEvent) -> dict[str, Any]:
         return {"status": "deleted", "changed": store.annotations.mark_deleted(event.project_id, event.deleted_ids)}
     if event.action == "TASKS_CREATED":
         project, _ = project_for(services, event.project_id, event.label_config)
-        return {"status": "stored", "changed": store.tasks.upsert(project.id, event.tasks)}
+        imported = store.tasks.upsert(project.id, event.tasks)
+        push = None  # new tasks get ranked and their queue pushed before the first label, not after it
+        if imported and (project.ls_url or services.settings.label_studio_url) and not project.detached:
+            push = request_push(services, project.id, f"{imported} tasks imported")
+        return {"status": "stored", "changed": imported, "push": push}
     if event.action == "START_TRAINING":
         if event.project_id is None:
             raise RequestError("START_TRAINING: 'project' with an id is required")

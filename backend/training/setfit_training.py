@@ -86,6 +86,13 @@ def preload_libraries() -> float:
     return time.perf_counter() - started
 
 
+def schedule_steps(settings: Settings, n_labels: int) -> int:
+    """The full contrastive schedule at ``n_labels`` labels: SetFit's ``max_steps`` replaces the epoch length, capped at
+    one pass over the sampled pairs (before any time budget cuts it)."""
+    pairs = 2 * settings.setfit_num_iterations * n_labels
+    return min(settings.setfit_max_steps, math.ceil(pairs / settings.setfit_batch_size))
+
+
 def fine_tune_body(
     encoder: Encoder,
     rows: ControlData,
@@ -114,10 +121,7 @@ def fine_tune_body(
             log.info("body fine-tuning skipped: one distinct label in %s", control.name)
             return {"steps": 0, "note": "one distinct label: body not fine-tuned"}
         model = SetFitModel(model_body=encoder.body)
-    # SetFit's max_steps replaces the epoch length; cap it at one pass over the sampled pairs
-    steps = min(
-        settings.setfit_max_steps, math.ceil(2 * settings.setfit_num_iterations * len(y) / settings.setfit_batch_size)
-    )
+    steps = schedule_steps(settings, len(y))
     if deadline is not None and seconds_per_step > 0:  # a schedule that ends when the budget does
         steps = max(MIN_STEPS, min(steps, int((deadline - time.monotonic()) / seconds_per_step)))
     started = time.monotonic()

@@ -176,7 +176,7 @@ def test_tasks_created_are_stored_as_the_unlabeled_pool(client: Any, app: Any) -
         "project": {"id": 13},
         "tasks": [{"id": 31, "data": {"text": "a"}}, {"id": 32, "data": {"text": "b"}}],
     }
-    assert client.post("/webhook", json=body).json == {"status": "stored", "changed": 2}
+    assert client.post("/webhook", json=body).json == {"status": "stored", "changed": 2, "push": None}
     client.post("/webhook", json=annotation_event(13, NEWS, 1300, 31, "a", "topic", ["World"]))
     assert app.extensions["tagloop"].store.tasks.unlabeled(13, limit=10) == [(32, {"text": "b"})]
     bad = client.post(

@@ -68,7 +68,7 @@ def test_label_studio_endpoints_need_basic_auth(secured: Flask) -> None:
     assert ok.status_code == 200 and ok.json["model_version"].startswith("5-zeroshot-")
     # the API key is accepted too (scripts, or a header on Label Studio's webhook)
     event = {"action": "TASKS_CREATED", "project": {"id": 5}, "tasks": [{"id": 51, "data": {"text": "x"}}]}
-    assert client.post("/webhook", json=event, headers=BEARER).json == {"status": "stored", "changed": 1}
+    assert client.post("/webhook", json=event, headers=BEARER).json == {"status": "stored", "changed": 1, "push": None}
 
 
 def test_api_needs_the_bearer_key(secured: Flask) -> None:

@@ -26,7 +26,7 @@ def test_the_same_task_ids_in_two_projects_are_two_tasks(client: Any, app: Any) 
     for project in (1, 2):  # project 2 reuses project 1's task ids and texts (a re-created Label Studio project)
         setup_project(client, project, NEWS)
         created = {"action": "TASKS_CREATED", "project": {"id": project}, "tasks": tasks}
-        assert client.post("/webhook", json=created).json == {"status": "stored", "changed": 3}
+        assert client.post("/webhook", json=created).json == {"status": "stored", "changed": 3, "push": None}
     labeled = annotation_event(2, NEWS, 1, 1, rows[0]["text"], "topic", [rows[0]["label"]])
     assert client.post("/webhook", json=labeled).json["changed"] is True
     store = app.extensions["tagloop"].store

@@ -38,7 +38,7 @@ from tools.harness import (
     ensure_label_studio,
     running,
 )
-from tools.labelstudio_project import Annotator, LsFailure, ServedTask, read_config, set_up_project
+from tools.labelstudio_project import Annotator, LsFailure, ServedTask, read_config, set_up_project, wait_for_queue
 
 Progress = Callable[[str], None]
 PREDICT_BATCH = 100
@@ -300,6 +300,11 @@ def _measure(
         ls.client(), tagloop, title="tagloop bench loop", label_config=label_config,
         data=[{key: r.text} for r in pool], strategy=config.strategy or None,
     )  # fmt: skip
+    queued = time.monotonic()
+    queue = wait_for_queue(ls.client(), tagloop, pid, timeout=300)
+    progress(
+        f"tagloop ranked the pool and Label Studio serves {queue.model_version} ({time.monotonic() - queued:.1f} s)"
+    )
     progress("zero-shot predictions of every imported task and held-out row (nothing recorded)")
     pool_tasks = [{"data": {key: r.text}} for r in pool]
     held_tasks = [{"data": {key: r.text}} for r in held_out]
