@@ -164,10 +164,6 @@ class Settings(BaseSettings):
     alone). The next version resumes from the last fine-tuned body instead of starting over."""
     slow_tier_reserve_s: NonNegative = 60.0
     """Of ``slow_tier_budget_s``, the seconds kept for what follows the steps (heads, saving, export and parity)."""
-    slow_tier_continue: bool = True
-    """A SetFit version whose time budget cut its steps short queues a continuation on the same labels (resuming its
-    body) until the full schedule (``setfit_max_steps``, at most one pass over the pairs) has been made at that label
-    count; new labels join it. So when annotators pause, the slow tier finishes what the budget deferred."""
 
     # --- slow tier: full fine-tuning of a transformer checkpoint (issue #4/#7) ---
     slow_tier: SlowTier = "setfit"

@@ -28,7 +28,7 @@ from backend.store.records import ModelVersionRecord
 from backend.training.dataset import ControlData, control_data
 from backend.training.fitting import TrainResult, mean_cv_accuracy, served_cv_accuracy, train_fast
 from backend.training.retention import prune_versions
-from backend.training.setfit_training import DEFAULT_SECONDS_PER_STEP, schedule_steps, train_setfit
+from backend.training.setfit_training import DEFAULT_SECONDS_PER_STEP, train_setfit
 from backend.training.stopping import predict_stop_set
 
 log = logging.getLogger(__name__)
@@ -117,8 +117,6 @@ def train_project(
         )
     record = _record(project_id, tier, version, result, str(path.resolve()), spec, status, guard)
     store.versions.add(record, stop_set=predicted)
-    if tier == SLOW and settings.slow_tier_continue:
-        continue_if_cut_short(services, project_id, result.n_train)
     if status != "ready":
         log.info("%s not promoted: %s", version, guard)
         return version
@@ -137,29 +135,6 @@ def setfit_report(record: ModelVersionRecord) -> dict[str, Any]:
         if isinstance(control, dict) and isinstance(control.get("setfit"), dict):
             return dict(control["setfit"])
     return {}
-
-
-def steps_at_label_count(services: Services, project_id: int, n_train: int) -> int:
-    """Contrastive steps made by the newest run of SetFit versions trained on exactly ``n_train`` labels."""
-    made = 0
-    for record in services.store.versions.newest(project_id, SLOW, 50):
-        if record.n_train != n_train:
-            break
-        made += int(setfit_report(record).get("steps") or 0)
-    return made
-
-
-def continue_if_cut_short(services: Services, project_id: int, n_train: int) -> str | None:
-    """Queue a continuation of the slow tier when the versions at ``n_train`` labels made fewer steps than the full
-    schedule; returns the reason, or None."""
-    settings = services.settings
-    wanted = schedule_steps(settings, n_train)
-    made = steps_at_label_count(services, project_id, n_train)
-    if settings.setfit_num_iterations <= 0 or made <= 0 or made >= wanted:
-        return None
-    reason = f"continue: {made} of {wanted} steps made at {n_train} labels"
-    services.request_job(project_id, SLOW, reason)
-    return reason
 
 
 def _seconds_per_step(services: Services, project_id: int) -> float:

@@ -78,32 +78,3 @@ def test_slow_version_worse_than_served_body_is_kept_not_served(fast_services: A
 def test_mean_cv_accuracy() -> None:
     assert mean_cv_accuracy({"a": {"cv_accuracy": 0.5}, "b": {"cv_accuracy": 1.0}, "c": {"n": 3}}) == 0.75
     assert mean_cv_accuracy({"a": {"n": 3}}) is None
-
-
-def test_a_slow_version_cut_short_by_its_budget_queues_a_continuation(fast_services: Any) -> None:
-    from backend.store import ModelVersionRecord
-    from backend.training.jobs import continue_if_cut_short, steps_at_label_count
-    from backend.training.setfit_training import schedule_steps
-
-    services = fast_services
-    client = create_app(services=services).test_client()
-    setup_project(client, 23, NEWS)
-
-    def version(n: int, labels: int, steps: int) -> None:
-        report = {"steps_planned": steps, "steps": steps, "stopped_by_budget": True}
-        record = ModelVersionRecord(
-            name=f"23-setfit-{n}", project_id=23, tier="setfit", n_train=labels, metrics={"topic": {"setfit": report}}
-        )
-        services.store.versions.add(record)
-
-    wanted = schedule_steps(services.settings, 30)
-    assert wanted >= 2
-    version(1, 20, 25)  # another label count does not count
-    version(2, 30, wanted // 2)
-    assert steps_at_label_count(services, 23, 30) == wanted // 2
-    reason = continue_if_cut_short(services, 23, 30)
-    assert reason == f"continue: {wanted // 2} of {wanted} steps made at 30 labels"
-    job = services.jobs.latest(23, "setfit")
-    assert job is not None and job.reason == reason
-    version(3, 30, wanted - wanted // 2)  # the continuation made the rest: the schedule is complete
-    assert continue_if_cut_short(services, 23, 30) is None
