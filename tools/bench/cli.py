@@ -68,7 +68,7 @@ def bench_predict(
         str,
         typer.Option(
             help="default: what `make serve` starts (web + supervised worker); inprocess: train in the web "
-            "process; redis: in a separate `tagloop worker` on Redis/RQ."
+            "process; redis: in a separate `tagloop worker` woken through Redis."
         ),
     ] = "default",
     ack_labels: Annotated[int, typer.Option(help="Webhook labels sent while it trains (ack latency).")] = 1000,

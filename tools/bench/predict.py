@@ -3,7 +3,7 @@
 From a labeled CSV (``text,label``, single-label rows) the run builds a project on a real ``tagloop serve``
 subprocess on a fresh data dir, set up as ``setup`` says: ``default`` is what ``make serve`` starts (the web
 process and the worker process it supervises), ``inprocess`` trains in a thread of the web process, ``redis``
-in a separate `tagloop worker` on Redis/RQ (training at ``training_priority``). It labels
+in a separate `tagloop worker` woken through Redis (training at ``training_priority``). It labels
 ``n_train`` rows through /webhook, trains a fast-tier version (heads on the served body) and measures:
 
 - on the same texts, in ``ROUNDS`` alternating rounds (so load from other processes hits all three alike),
@@ -74,7 +74,7 @@ class PredictBenchConfig:
     """Seconds of the feed phase."""
     setup: str = "default"
     """default: web process + the worker process it supervises (``make serve``); inprocess: the slow tier trains in
-    a thread of the web process; redis: in a separate `tagloop worker` process on Redis/RQ."""
+    a thread of the web process; redis: in a separate `tagloop worker` process woken through Redis."""
     ack_labels: int = 1000
     """Labels sent as webhooks while the slow tier trains (ack latency)."""
     ack_rate: float = 50.0

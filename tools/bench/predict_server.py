@@ -52,7 +52,7 @@ class Server:
             return
         import redis
 
-        # RQ job ids are the store's job ids: a fresh store must not meet jobs of an earlier run in Redis
+        # a fresh store starts with an empty wake-up list and no presence keys of an earlier run
         redis.Redis.from_url(self.config.redis_url).flushdb()
         self.worker = TagloopWorker(self.tagloop.env, log_path=self.data_dir / "worker.log", data_dir=self.data_dir)
         self.worker.spawn()
