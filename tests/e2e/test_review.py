@@ -1,16 +1,37 @@
-"""Moderation review against a real Label Studio 1.23: a version flags a safe tweet of davidson_hate, an annotator
-overturns the flag, the item appears in the false-positive review project, a moderator's verdict there trains a
-new version and the item leaves the queue."""
+"""Moderation review against a real Label Studio 1.23, with tagloop's store on PostgreSQL: a version flags a safe
+tweet of davidson_hate, an annotator overturns the flag, the item appears in the false-positive review project, a
+moderator's verdict there trains a new version and the item leaves the queue; then a SetFit and a transformer
+version, so every job kind (catch-up, fast, push, review, setfit, transformer) has run to ``done`` on PostgreSQL."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import pytest
 import requests
 from label_studio_sdk import LabelStudio
 
-from tests.e2e.moderation import choices, moderation_project, most_surely_flagged, tagloop_api
+from backend.jobs.kinds import JobKind
+from tests.e2e.moderation import TAGLOOP_ENV, choices, moderation_project, most_surely_flagged, tagloop_api
 from tools.harness import LabelStudioServer, TagloopServer, wait_until
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def moderation_tagloop(tmp_path: Path, postgres_url: str) -> Iterator[TagloopServer]:
+    """The moderation tests' tagloop server, its store on a fresh PostgreSQL database; small slow tiers."""
+    env = {
+        "TAGLOOP_DATA_DIR": str(tmp_path / "tagloop"),
+        "TAGLOOP_DATABASE_URL": postgres_url,
+        "TAGLOOP_SETFIT_MAX_STEPS": "4",
+        "TAGLOOP_TRANSFORMER_EPOCHS": "1",
+        **TAGLOOP_ENV,
+    }
+    with TagloopServer(env, log_path=tmp_path / "tagloop.log") as server:
+        yield server
 
 
 def review(tagloop: TagloopServer, pid: int) -> dict[str, Any]:
@@ -61,6 +82,24 @@ def test_overturned_flag_reaches_the_fp_review_project_and_the_verdict_retrains(
         f"{tagloop.url}/api/projects/{pid}/review?queue=false_positive&state=resolved", timeout=10
     ).json()["items"][0]
     assert (item["verdict"], item["task_id"], item["ls_task_id"]) == (["Safe"], flagged_task, review_task.id)
+    for tier in ("setfit", "transformer"):  # the slow tiers, asked for through the API
+        answer = requests.post(f"{tagloop.url}/api/projects/{pid}/train", params={"tier": tier}, timeout=30)
+        assert answer.status_code == 202, answer.text
+        wait_until(
+            lambda t=tier: (j := status(tagloop, pid)["training"][t]) is not None and j["state"] == "done",
+            300,
+            what=f"the {tier} job to finish",
+        )
+    jobs = wait_until(  # the pushes of those versions, and any periodic review scan, finish too
+        lambda: (
+            (j := status(tagloop, pid)["training"])
+            and all((j[k.value] or {}).get("state") == "done" for k in JobKind)
+            and j
+        ),
+        120,
+        what="the latest job of every kind done",
+    )
+    assert {k.value for k in JobKind} <= set(jobs)
     for queue in review(tagloop, pid)["queues"].values():
         if queue["label_studio_project"]:
             client.projects.delete(id=queue["label_studio_project"])
