@@ -78,6 +78,17 @@ class VersionRepository:
             row = s.scalar(q)
             return _record(row) if row else None
 
+    def newest(self, project_id: int, tier: str, limit: int) -> list[ModelVersionRecord]:
+        """The newest ``limit`` versions of a tier, newest first."""
+        with self.db.session() as s:
+            q = (
+                select(models.ModelVersion)
+                .where(models.ModelVersion.project_id == project_id, models.ModelVersion.tier == tier)
+                .order_by(models.ModelVersion.id.desc())
+                .limit(limit)
+            )
+            return [_record(r) for r in s.scalars(q)]
+
     def count(self, project_id: int, tier: str) -> int:
         """How many versions of this tier the project has (to number the next one)."""
         with self.db.session() as s:

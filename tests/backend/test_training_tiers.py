@@ -78,3 +78,14 @@ def test_slow_version_worse_than_served_body_is_kept_not_served(fast_services: A
 def test_mean_cv_accuracy() -> None:
     assert mean_cv_accuracy({"a": {"cv_accuracy": 0.5}, "b": {"cv_accuracy": 1.0}, "c": {"n": 3}}) == 0.75
     assert mean_cv_accuracy({"a": {"n": 3}}) is None
+
+
+def test_steps_are_planned_with_the_fastest_recent_step_time_capped() -> None:
+    from backend.training.jobs import MAX_PLANNED_SECONDS_PER_STEP, planning_seconds_per_step
+    from backend.training.setfit_training import DEFAULT_SECONDS_PER_STEP
+
+    assert planning_seconds_per_step([]) == DEFAULT_SECONDS_PER_STEP  # no version measured yet
+    assert planning_seconds_per_step([0.0]) == DEFAULT_SECONDS_PER_STEP  # no step made (one distinct label)
+    assert planning_seconds_per_step([1.4, 2.0, 1.1]) == 1.1
+    assert planning_seconds_per_step([0.2]) == 0.2  # a GPU: many steps fit the budget
+    assert planning_seconds_per_step([8.8]) == MAX_PLANNED_SECONDS_PER_STEP  # one step slowed by contention
