@@ -176,6 +176,9 @@ def worker(
     supervised: Annotated[
         bool, typer.Option(help="Started by `tagloop serve`: woken through stdin, stops when it closes.", hidden=True)
     ] = False,
+    cpus: Annotated[
+        str, typer.Option(help="CPUs planned by the supervising `tagloop serve` (a list like 2-3).", hidden=True)
+    ] = "",
 ) -> None:
     """Run jobs from the database queue: one thread per lane (fast: heads, pushes, catch-ups, review; slow: SetFit or
     transformer training). Woken through Redis with TAGLOOP_WORKER=redis (scaled out), else it polls."""
@@ -188,7 +191,9 @@ def worker(
     where = settings.resolved_database_url.split("@")[-1]
     wake = "the web process" if supervised else "Redis" if settings.worker == "redis" else "polling"
     typer.echo(f"tagloop worker: store {where}, woken by {wake}, training libraries loaded in {loaded_s:.1f} s")
-    code = run_worker(settings, supervised=supervised, burst=burst)
+    from backend.placement import parse_cpus
+
+    code = run_worker(settings, supervised=supervised, burst=burst, cpus=parse_cpus(cpus) if cpus else None)
     if code:
         raise typer.Exit(code)
 

@@ -33,6 +33,11 @@ def parse_cpus(spec: str) -> frozenset[int]:
     return frozenset(cpus)
 
 
+def format_cpus(cpus: frozenset[int]) -> str:
+    """{0, 1, 2, 5} → ``"0,1,2,5"`` (what ``parse_cpus`` reads)."""
+    return ",".join(str(c) for c in sorted(cpus))
+
+
 def available_cpus() -> frozenset[int]:
     """The CPUs this process may run on."""
     try:

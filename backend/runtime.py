@@ -24,7 +24,7 @@ from backend.config import Settings
 from backend.jobs.supervisor import Supervisor, die_with_parent
 from backend.jobs.wakeup import CallbackWakeup, PipeWaiter, PipeWakeup, RedisWakeup, Waiter
 from backend.jobs.worker import WorkerPool
-from backend.placement import pin, plan
+from backend.placement import format_cpus, pin, plan
 from backend.services import Services
 
 log = logging.getLogger(__name__)
@@ -48,19 +48,21 @@ def signals_as_interrupt() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def worker_command(settings: Settings) -> list[str]:
-    """The supervised worker's command line (same interpreter, same data dir; the environment is inherited)."""
-    return [sys.executable, "-m", "backend", "worker", "--supervised", "--data-dir", str(settings.data_dir)]
+def worker_command(settings: Settings, train_cpus: frozenset[int] | None = None) -> list[str]:
+    """The supervised worker's command line (same interpreter, same data dir; the environment is inherited), with
+    the training CPUs the web process planned (the worker inherits the web process's pinning, so it cannot plan
+    them itself)."""
+    command = [sys.executable, "-m", "backend", "worker", "--supervised", "--data-dir", str(settings.data_dir)]
+    return command + (["--cpus", format_cpus(train_cpus)] if train_cpus else [])
 
 
-def start_supervisor(services: Services) -> Supervisor | None:
-    """With ``worker=process``: start the supervised worker process (None in the other modes)."""
+def start_supervisor(services: Services, train_cpus: frozenset[int] | None = None) -> Supervisor | None:
+    """With ``worker=process``: start the supervised worker process on ``train_cpus`` (None in the other modes)."""
     if services.settings.worker != "process" or not isinstance(services.wakeup, PipeWakeup):
         return None
     data = services.settings.data_dir
-    supervisor = Supervisor(
-        worker_command(services.settings), services.wakeup, log_path=data / "worker.log", pid_path=data / "worker.pid"
-    )
+    command = worker_command(services.settings, train_cpus)
+    supervisor = Supervisor(command, services.wakeup, log_path=data / "worker.log", pid_path=data / "worker.pid")
     supervisor.start()
     return supervisor
 
@@ -69,9 +71,9 @@ def serve(app: Any, services: Services, *, host: str, port: int, threads: int) -
     """Serve ``app`` with waitress until SIGINT/SIGTERM, with the supervised worker; stop both on the way out."""
     from waitress import serve as waitress_serve
 
-    serve_cpus, _ = plan(services.settings)
+    serve_cpus, train_cpus = plan(services.settings)  # once, before pinning narrows what this process may use
     pin(serve_cpus, "web process")
-    supervisor = start_supervisor(services)
+    supervisor = start_supervisor(services, train_cpus)
     try:
         with signals_as_interrupt():
             waitress_serve(app, host=host, port=port, threads=threads, ident="tagloop")
@@ -83,12 +85,15 @@ def serve(app: Any, services: Services, *, host: str, port: int, threads: int) -
         services.close()
 
 
-def run_worker(settings: Settings, *, supervised: bool = False, burst: bool = False) -> int:
+def run_worker(
+    settings: Settings, *, supervised: bool = False, burst: bool = False, cpus: frozenset[int] | None = None
+) -> int:
     """A worker process: run jobs until stopped (SIGINT/SIGTERM; supervised: until the web process's pipe closes;
-    ``burst``: until no job is queued or running). Returns the exit code."""
+    ``burst``: until no job is queued or running). ``cpus``: planned by the supervising web process (else planned
+    here). Returns the exit code."""
     if supervised:
         die_with_parent()
-    _, train_cpus = plan(settings)
+    train_cpus = cpus if cpus is not None else plan(settings)[1]
     pin(train_cpus, "worker process")
     services = build(settings, role="worker")
     waiter: Waiter | None

@@ -96,11 +96,18 @@ def test_a_killed_worker_is_restarted_its_job_requeued_and_no_prediction_fails(t
 
 
 def test_ctrl_c_of_serve_leaves_no_process_behind(tmp_path: Path) -> None:
+    """Also: CPU lists pin the web process and its worker to disjoint CPUs (the worker, started by the pinned web
+    process, gets the CPUs the web process planned for it)."""
     data = tmp_path / "data"
-    server = TagloopServer(SETTINGS, data_dir=data, inherit_settings=False, startup_timeout=180)
+    cpus = sorted(os.sched_getaffinity(0))
+    pinned = {"TAGLOOP_SERVE_CPUS": str(cpus[0]), "TAGLOOP_TRAIN_CPUS": str(cpus[-1])} if len(cpus) > 1 else {}
+    server = TagloopServer(SETTINGS | pinned, data_dir=data, inherit_settings=False, startup_timeout=180)
     server.start()
     try:
         worker = wait_until(lambda: _worker_pid(data), 60, what="the supervised worker to start")
+        if pinned:
+            assert os.sched_getaffinity(server.pid) == {cpus[0]}
+            wait_until(lambda: os.sched_getaffinity(worker) == {cpus[-1]}, 90, what="the worker pinned to its CPU")
         os.kill(server.pid, signal.SIGINT)  # what Ctrl-C of `make serve` sends
         wait_until(lambda: server.exit_code() is not None, 30, what="tagloop serve to exit")
         wait_until(lambda: not pid_alive(worker), 30, what="the worker to exit")
