@@ -4,10 +4,11 @@ Starts Label Studio (fresh data dir; SQLite there, or a fresh database on the lo
 ``make serve`` starts it (default settings, fresh data dir), reads a labeled CSV (``text,label``; multi-label cells
 join labels with ``|``), shuffles it with the seed, holds out ``eval_n`` rows that are never imported and imports
 ``tasks`` others into a project with uncertainty sampling and pre-filled predictions, after connecting tagloop, and
-waits until tagloop has pushed its ranking of them (the import queues that push). Before the first label it asks tagloop for zero-shot predictions of every imported task and held-out row (tasks
-without ids and no project: tagloop records nothing). Then one annotator takes ``/next``, looks at the suggestion
-shown, waits ``pace`` seconds and submits the CSV's label, ``labels`` times; a non-2xx answer from Label Studio is
-counted and the annotator goes on. Once tagloop is idle, the served version predicts the held-out rows again.
+waits until tagloop has pushed its ranking of them (the import queues that push). Before the first label it asks
+tagloop for zero-shot predictions of every imported task and held-out row (tasks without ids and no project:
+tagloop records nothing). Then one annotator takes ``/next``, looks at the suggestion shown, waits ``pace``
+seconds and submits the CSV's label, ``labels`` times; a non-2xx answer from Label Studio is counted and the
+annotator goes on. Once tagloop is idle, the served version predicts the held-out rows again.
 
 Index spaces: task ids are Label Studio's; a row is a position in the shuffled CSV rows kept.
 """
