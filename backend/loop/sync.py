@@ -80,6 +80,10 @@ def push_version(
     rows = [r for r in rows if r["task"] not in done]
     unlabeled = {tid for tid, _ in pool} - done
     protected = protected_tasks(project, unlabeled, settings, now=time.time())
+    if previous and _pushed_version(store, project.id, previous) == model.version:
+        # the same version re-ranked (a strategy change): kept predictions would carry the current model_version
+        # with the old ranking's scores, and Label Studio would serve them ahead of the new queue
+        protected = {}
     # the previous push, and any older prediction of a task pushed now (e.g. a live /predict when it was
     # opened): one prediction per pushed task keeps LS's prediction table bounded; protected tasks keep theirs
     cleared = sorted((set(previous) | {r["task"] for r in rows}) - set(protected))
@@ -107,6 +111,12 @@ def push_version(
     else:
         log.info("project %s: no known unlabeled task to push; LS model_version left as is", project.id)
     return PushResult(pushed=len(rows), removed=len(previous), model_version_set=version_set, protected=len(protected))
+
+
+def _pushed_version(store: SqlStore, project_id: int, previous: Sequence[int]) -> str | None:
+    """The model version of the previous push (recorded with the first task it pushed), or None."""
+    recorded = store.tasks.predictions(project_id, list(previous[:1])).get(int(previous[0]))
+    return str(recorded.get("model_version")) if isinstance(recorded, dict) else None
 
 
 def rows_to_import(rows: list[dict[str, Any]], protected: Mapping[int, float], head: int) -> list[dict[str, Any]]:
