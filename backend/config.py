@@ -117,6 +117,13 @@ class Settings(BaseSettings):
     """Query strategy for single-choice controls (a name from `strategies.REGISTRY` or a dotted path)."""
     multi_label_strategy: str = "mean_label_uncertainty"
     """Query strategy for multiple-choice controls."""
+    warmup_labels: Count = 20
+    """Until a project has this many labels its queue is a random sample of its tasks (``warmup_strategy``), then
+    the query strategy takes over: a seed set like the simulation's ``--seed-size``, representative of the pool, on
+    which suggestions are right about as often as zero-shot (the tasks an unfitted model is least sure of are the
+    ones its suggestions get wrong). 0: the query strategy from the first task."""
+    warmup_strategy: str = "random"
+    """Strategy of the warm-up queue (a name from `strategies.REGISTRY`)."""
     catch_up_every_s: float = 60.0
     """Least time between two catch-ups of a project from Label Studio's API (triggered by /setup and start)."""
     push_top_k: Count = 200
@@ -266,7 +273,7 @@ class Settings(BaseSettings):
         """A copy with ``changes`` applied and checked (like ``dataclasses.replace``)."""
         return type(self)(**{**dict(self), **changes})
 
-    @field_validator("strategy", "multi_label_strategy")
+    @field_validator("strategy", "multi_label_strategy", "warmup_strategy")
     @classmethod
     def _known_strategy(cls, name: str) -> str:
         from strategies import StrategyError, get_strategy

@@ -23,6 +23,14 @@ def strategy_name(settings: Settings, project: ProjectRecord, spec: LabelSpec) -
     return settings.multi_label_strategy if primary(spec).multi_label else settings.strategy
 
 
+def queue_strategy(settings: Settings, project: ProjectRecord, spec: LabelSpec, *, n_labeled: int) -> str:
+    """The strategy that ranks the queue now: the warm-up strategy until ``warmup_labels`` labels, then the
+    project's (``strategy_name``)."""
+    if n_labeled < settings.warmup_labels:
+        return settings.warmup_strategy
+    return strategy_name(settings, project, spec)
+
+
 def primary(spec: LabelSpec) -> ControlSpec:
     """The control the queue is ranked on: the first ``<Choices>``."""
     return spec.controls[0]

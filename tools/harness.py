@@ -313,7 +313,9 @@ def ls_venv_path(setting: str) -> Path:
 
 
 def ensure_label_studio(venv: Path, step: Step | None = None) -> Path:
-    """``<venv>/bin/label-studio``, after creating ``venv`` and installing Label Studio there if it is absent."""
+    """``<venv>/bin/label-studio`` (absolute: servers start in their own directory), after creating ``venv`` and
+    installing Label Studio there if it is absent."""
+    venv = venv.absolute()
     executable = venv / "bin" / "label-studio"
     if executable.exists():
         return executable

@@ -83,7 +83,10 @@ def init_app(app: Flask, services: Services, *, extra_sources: Iterable[FamilySo
         if started is not None:
             endpoint = request.url_rule.rule if request.url_rule is not None else "unmatched"
             labels = (request.method, endpoint, str(response.status_code))
-            request_seconds.labels(*labels).observe(time.perf_counter() - started)
+            seconds = time.perf_counter() - started
+            request_seconds.labels(*labels).observe(seconds)
+            # the time spent in the app, for a client to tell it from queueing and transport (W3C Server Timing)
+            response.headers["Server-Timing"] = f"app;dur={seconds * 1000:.2f}"
         return response
 
     app.add_url_rule("/metrics", "metrics", _scrape, methods=["GET"])

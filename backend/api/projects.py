@@ -23,7 +23,7 @@ from backend.errors import NotFound, UnprocessableRequest
 from backend.insights import insights
 from backend.jobs.kinds import TRAINING_KINDS, JobKind, parse_kind
 from backend.labelstudio.label_config import parse_label_config
-from backend.ranking import strategy_name
+from backend.ranking import queue_strategy, strategy_name
 from backend.services import Services
 from backend.store.records import ModelVersionRecord
 from strategies import REGISTRY, StrategyError, get_strategy
@@ -51,13 +51,15 @@ def project_status(services: Services, project_id: int) -> dict[str, Any]:
     current = next((v for v in versions if v.name == served), None)
     last = {kind.value: services.jobs.latest(project_id, kind) for kind in JobKind}
     errors = [j for j in last.values() if j is not None and j.error]
+    usable = services.store.annotations.count(project_id, usable=True)
     return {
         "project": project_id,
         "controls": [{"name": c.name, "labels": list(c.labels), "multi_label": c.multi_label} for c in spec.controls],
         "labels_seen": services.store.annotations.count(project_id),
-        "labels_usable": services.store.annotations.count(project_id, usable=True),
+        "labels_usable": usable,
         "model_version": served,
         "strategy": strategy_name(services.settings, project, spec),
+        "queue_strategy": queue_strategy(services.settings, project, spec, n_labeled=usable),
         "current": version_json(current) if current else None,
         "versions": [version_json(v) for v in versions],
         "jobs": [j.as_json() for j in services.jobs.active(project_id)],
@@ -125,6 +127,9 @@ def queue(project_id: int) -> tuple[Response, int]:
             "project": project_id,
             "model_version": services.models.served_version(project, spec),
             "strategy": strategy_name(services.settings, project, spec),
+            "queue_strategy": queue_strategy(
+                services.settings, project, spec, n_labeled=services.store.annotations.count(project_id, usable=True)
+            ),
             "tasks": list(project.pushed_tasks),
             "protected": sorted(project.protected_tasks),
         },

@@ -76,6 +76,9 @@ class EventAnswer(Loose):
 
 
 # --- tagloop's API -------------------------------------------------------------------------------------------------
+QUEUE_STRATEGY = "the strategy ranking the queue now: the warm-up's until TAGLOOP_WARMUP_LABELS labels"
+
+
 class ProjectStatus(Loose):
     """``GET /api/projects/<id>/status``: labels, served version and metrics, versions, jobs, last error."""
 
@@ -84,6 +87,9 @@ class ProjectStatus(Loose):
     labels_seen: int
     labels_usable: int
     strategy: str
+    queue_strategy: str = Field(
+        description="the strategy ranking the queue now: the warm-up's until TAGLOOP_WARMUP_LABELS"
+    )
     versions: list[dict[str, Any]]
     jobs: list[dict[str, Any]] = Field(description="queued and running jobs with their progress")
     last_error: str | None
@@ -120,6 +126,9 @@ class QueueAnswer(Loose):
     project: int
     model_version: str
     strategy: str
+    queue_strategy: str = Field(
+        description="the strategy ranking the queue now: the warm-up's until TAGLOOP_WARMUP_LABELS"
+    )
     tasks: list[int] = Field(description="task ids pushed to Label Studio for the served version, in queue order")
     protected: list[int] = Field(description="tasks an annotator may have open, whose predictions pushes keep")
 

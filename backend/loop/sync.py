@@ -33,7 +33,7 @@ from backend.labelstudio.predictions import prediction, served_summary
 from backend.labelstudio.texts import control_text
 from backend.models.classifier import TextClassifier
 from backend.models.registry import ModelRegistry
-from backend.ranking import RankInput, primary, rank, strategy_name
+from backend.ranking import RankInput, primary, queue_strategy, rank
 from backend.store.records import Example, ProjectRecord
 from backend.store.sql_store import SqlStore
 from strategies import describe, queue_scores
@@ -167,7 +167,7 @@ def _ranked_rows(
         labeled_texts=labeled_texts,
         label_cardinality=float(np.mean(counts)) if counts and head.multi_label else None,
     )
-    name = strategy_name(settings, project, spec)
+    name = queue_strategy(settings, project, spec, n_labeled=len(labeled))
     selection = rank(name, data, settings.push_top_k, embed, seed=settings.seed)
     picked = [int(i) for i in selection.indices]
     scores = queue_scores(describe(name).certainty, probas[head.name][picked], multi_label=head.multi_label)

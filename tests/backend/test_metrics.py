@@ -3,6 +3,7 @@ failures, served versions and annotation counts, read from the store (so any pro
 
 from __future__ import annotations
 
+import re
 import types
 from typing import Any
 
@@ -82,6 +83,8 @@ def test_metrics_after_a_labeling_session(
 ) -> None:
     response = session_app.test_client().get("/metrics")
     assert response.status_code == 200 and response.content_type.startswith("text/plain")
+    spent = re.fullmatch(r"app;dur=([0-9]+\.[0-9]{2})", response.headers["Server-Timing"])  # the app's own time
+    assert spent is not None and 0 < float(spent.group(1)) < 60_000, response.headers["Server-Timing"]
     text = response.get_data(as_text=True)
     scraped = samples(text)
     print("\n" + "\n".join(line for line in text.splitlines() if line.startswith("tagloop_") and "_bucket" not in line))

@@ -39,3 +39,21 @@ def test_protected_tasks_ranked_below_the_head_keep_their_prediction_only() -> N
     rows = [{"task": t, "score": i / 5} for i, t in enumerate((6, 1, 2, 7, 3))]
     kept = rows_to_import(rows, {6: 0.0, 7: 0.0}, head=2)
     assert [r["task"] for r in kept] == [6, 1, 2, 3]  # 6 is in the head: a second prediction; 7 keeps its one
+
+
+def test_the_queue_is_a_random_warm_up_until_warmup_labels_then_the_strategy() -> None:
+    from backend.labelstudio.label_config import parse_label_config
+    from backend.ranking import queue_strategy
+    from tests.conftest import config_xml
+
+    single = parse_label_config(config_xml("news_topics"))
+    own = ProjectRecord(id=1, label_config="", config_hash="", strategy="entropy")
+    settings = Settings(warmup_labels=20)
+    assert queue_strategy(settings, own, single, n_labeled=0) == "random"
+    assert queue_strategy(settings, own, single, n_labeled=19) == "random"
+    assert queue_strategy(settings, own, single, n_labeled=20) == "entropy"  # the project's own
+    assert queue_strategy(settings, project((), {}), single, n_labeled=20) == "margin"  # the default
+    assert queue_strategy(Settings(warmup_labels=0), own, single, n_labeled=0) == "entropy"
+    assert queue_strategy(Settings(warmup_strategy="balanced_cold_start"), own, single, n_labeled=3) == (
+        "balanced_cold_start"
+    )

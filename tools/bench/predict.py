@@ -254,6 +254,7 @@ def _acks_while_training(
     control = _control(server)
     state_at_start, start_step = _slow_state(server), _step(_slow_job(server)) or 0
     latencies: list[float] = []
+    in_app: list[float | None] = []
     began = time.perf_counter()
     for i in range(n):
         wait = began + i / rate - time.perf_counter()
@@ -265,6 +266,7 @@ def _acks_while_training(
         t0 = time.perf_counter()
         server.post("/webhook", body)
         latencies.append((time.perf_counter() - t0) * 1000)
+        in_app.append(server.last_app_ms)
     seconds = time.perf_counter() - began
     end_step = _step(_slow_job(server))
     return {
@@ -274,6 +276,7 @@ def _acks_while_training(
         "p50_ms": percentile(latencies, 50),
         "p99_ms": percentile(latencies, 99),
         "max_ms": round(max(latencies), 2) if latencies else None,
+        **_in_app(in_app),
         "training_state": [state_at_start, _slow_state(server)],
         "training_steps": end_step - start_step if end_step is not None else None,
     }
@@ -282,6 +285,7 @@ def _acks_while_training(
 def _calls_while_training(server: Server, ids: TaskIds, texts: Sequence[str], *, interval_s: float) -> dict[str, Any]:
     """Single-text calls started every ``interval_s`` (0: back to back) while the slow tier runs."""
     latencies: list[float] = []
+    in_app: list[float | None] = []
     start_step = _step(_slow_job(server)) or 0
     began = time.perf_counter()
     for i, text in enumerate(texts):
@@ -293,6 +297,7 @@ def _calls_while_training(server: Server, ids: TaskIds, texts: Sequence[str], *,
         t0 = time.perf_counter()
         predict_http(server, ids, [text])
         latencies.append((time.perf_counter() - t0) * 1000)
+        in_app.append(server.last_app_ms)
     end_step = _step(_slow_job(server))
     return {
         "calls": len(latencies),
@@ -300,8 +305,16 @@ def _calls_while_training(server: Server, ids: TaskIds, texts: Sequence[str], *,
         "p50_ms": percentile(latencies, 50),
         "p99_ms": percentile(latencies, 99),
         "max_ms": round(max(latencies), 2) if latencies else None,
+        **_in_app(in_app),
         "training_steps": end_step - start_step if end_step is not None else None,
     }
+
+
+def _in_app(times: Sequence[float | None]) -> dict[str, float | None]:
+    """p50 and p99 of the server's own time (``Server-Timing``) of the same requests: what the app spent of each
+    latency (the rest is waitress's queue, the loopback and this client)."""
+    known = [t for t in times if t is not None]
+    return {"app_p50_ms": percentile(known, 50), "app_p99_ms": percentile(known, 99)}
 
 
 def _step(job: dict[str, Any]) -> int | None:

@@ -68,10 +68,10 @@ def table(report: dict[str, Any]) -> str:
         f"{paced['max_ms']} ms ({paced['calls']} calls in {paced['seconds']} s; {paced['training_steps']} steps)",
         f"  webhook acks at {acks['rate_per_s']:g} labels/s: p50 {acks['p50_ms']} ms, p99 {acks['p99_ms']} ms, max "
         f"{acks['max_ms']} ms ({acks['labels']} labels, {acks['achieved_per_s']}/s achieved; "
-        f"{acks['training_steps']} steps; training {' → '.join(acks['training_state'])})",
+        f"{acks['training_steps']} steps; training {' → '.join(acks['training_state'])}){_in_app(acks)}",
         f"  back to back: p50 {busy['p50_ms']} ms, p99 {busy['p99_ms']} ms, max {busy['max_ms']} ms "
         f"({busy['calls']} calls in {busy['seconds']} s; {busy['training_steps']} steps; "
-        f"training {busy['training_state_at_end']} at the end)",
+        f"training {busy['training_state_at_end']} at the end){_in_app(busy)}",
         f"web process peak RSS: {report['rss_serving_mb']} MB serving, {report['rss_training_mb']} MB after the "
         + ("training in it" if report["config"]["setup"] == "inprocess" else _worker_rss(report)),
         f"served body: {report['serving'].get('served')} ({report['serving'].get('reason')})",
@@ -90,6 +90,13 @@ def _where(config: dict[str, Any]) -> str:
         "redis": "in a `tagloop worker` on Redis",
     }[config["setup"]]
     return f"{place}, priority {config.get('training_priority', 'normal')}"
+
+
+def _in_app(row: dict[str, Any]) -> str:
+    """The server's own part of a row's latencies (``Server-Timing``), when it sent one."""
+    if row.get("app_p50_ms") is None:
+        return ""
+    return f"; in the app p50 {row['app_p50_ms']} ms, p99 {row['app_p99_ms']} ms"
 
 
 def _worker_rss(report: dict[str, Any]) -> str:

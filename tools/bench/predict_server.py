@@ -4,6 +4,7 @@ ids, and /predict calls to it."""
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -44,6 +45,8 @@ class Server:
         self.data_dir, self.config = data_dir, config
         self.worker: TagloopWorker | None = None
         self.session = requests.Session()
+        self.last_app_ms: float | None = None
+        """The server's own time of the last ``post`` or ``predict_http`` (see ``app_ms``)."""
 
     def start_worker(self) -> None:
         """With ``setup=redis``: empty the bench's Redis database, start a `tagloop worker` (after the server
@@ -69,6 +72,7 @@ class Server:
 
     def post(self, path: str, body: Any, timeout: float = 600) -> Any:
         r = self.session.post(f"{self.url}{path}", json=body, timeout=timeout)
+        self.last_app_ms = app_ms(r)
         if not r.ok:
             raise HarnessError(f"POST {path}: {r.status_code} {r.text[:300]}")
         return r.json()
@@ -131,6 +135,14 @@ def predict_http(server: Server, ids: TaskIds, texts: Sequence[str], session: re
     r = (session or server.session).post(
         f"{server.url}/predict", json={"project": PROJECT, "tasks": tasks}, timeout=120
     )
+    server.last_app_ms = app_ms(r)
     if not r.ok:
         raise HarnessError(f"/predict: {r.status_code} {r.text[:300]}")
     return r.json()
+
+
+def app_ms(response: requests.Response) -> float | None:
+    """The time the server spent in the app on a request (its ``Server-Timing: app;dur=<ms>`` header): the rest of
+    a latency is the HTTP server's queue, transport and the client."""
+    found = re.search(r"\bapp;dur=([0-9.]+)", response.headers.get("Server-Timing", ""))
+    return float(found.group(1)) if found else None
