@@ -80,7 +80,7 @@ def push_version(
     rows = [r for r in rows if r["task"] not in done]
     unlabeled = {tid for tid, _ in pool} - done
     protected = protected_tasks(project, unlabeled, settings, now=time.time())
-    if previous and _pushed_version(store, project.id, previous) == model.version:
+    if previous and project.pushed_version == model.version:
         # the same version re-ranked (a strategy change): kept predictions would carry the current model_version
         # with the old ranking's scores, and Label Studio would serve them ahead of the new queue
         protected = {}
@@ -102,7 +102,7 @@ def push_version(
     pushed = [r["task"] for r in rows]
     pushed_set = set(pushed)
     kept = [t for t in protected if t not in pushed_set]  # still carry predictions: deleted once released
-    store.projects.set_pushed_tasks(project.id, pushed + kept, protected)
+    store.projects.set_pushed_tasks(project.id, pushed + kept, protected, version=model.version if rows else None)
     store.tasks.record_predictions(project.id, {r["task"]: served_summary(r) for r in rows})  # what annotators see
     version_set = False
     if rows:
@@ -111,12 +111,6 @@ def push_version(
     else:
         log.info("project %s: no known unlabeled task to push; LS model_version left as is", project.id)
     return PushResult(pushed=len(rows), removed=len(previous), model_version_set=version_set, protected=len(protected))
-
-
-def _pushed_version(store: SqlStore, project_id: int, previous: Sequence[int]) -> str | None:
-    """The model version of the previous push (recorded with the first task it pushed), or None."""
-    recorded = store.tasks.predictions(project_id, list(previous[:1])).get(int(previous[0]))
-    return str(recorded.get("model_version")) if isinstance(recorded, dict) else None
 
 
 def rows_to_import(rows: list[dict[str, Any]], protected: Mapping[int, float], head: int) -> list[dict[str, Any]]:

@@ -68,11 +68,18 @@ class ProjectRepository:
         self._set(project_id, synced_at=watermark)
 
     def set_pushed_tasks(
-        self, project_id: int, task_ids: Sequence[int], protected: Mapping[int, float] | None = None
+        self,
+        project_id: int,
+        task_ids: Sequence[int],
+        protected: Mapping[int, float] | None = None,
+        *,
+        version: str | None = None,
     ) -> None:
         """Record which LS tasks now carry tagloop's pushed predictions, and which of them are protected (task id
-        → since when: their predictions are kept by the next pushes)."""
+        → since when: their predictions are kept by the next pushes); ``version``: the model version pushed."""
         values: dict[str, Any] = {"pushed_tasks": [int(t) for t in task_ids]}
+        if version is not None:
+            values["pushed_version"] = version
         if protected is not None:
             values["protected_tasks"] = {str(t): float(ts) for t, ts in protected.items()}
         self._set(project_id, **values)
@@ -106,6 +113,7 @@ def _record(row: models.Project) -> ProjectRecord:
         ls_token=row.ls_token,
         current_version=row.current_version,
         pushed_tasks=tuple(row.pushed_tasks or ()),
+        pushed_version=row.pushed_version,
         protected_tasks={int(t): float(ts) for t, ts in (row.protected_tasks or {}).items()},
         synced_at=row.synced_at or "",
         strategy=row.strategy or "",

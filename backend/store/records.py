@@ -18,6 +18,7 @@ class ProjectRecord:
     ls_token: str = ""
     current_version: str | None = None
     pushed_tasks: tuple[int, ...] = ()
+    pushed_version: str | None = None
     protected_tasks: Mapping[int, float] = field(default_factory=dict)
     synced_at: str = ""
     strategy: str = ""

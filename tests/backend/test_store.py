@@ -34,6 +34,16 @@ def test_project_upsert_keeps_ls_credentials(store: SqlStore) -> None:
     assert [x.id for x in store.projects.all()] == [1]
 
 
+def test_a_push_records_its_tasks_protection_and_version(store: SqlStore) -> None:
+    store.projects.upsert(1, "<View/>", "h1")
+    assert store.projects.get(1).pushed_version is None  # nothing pushed yet
+    store.projects.set_pushed_tasks(1, [5, 3, 9], {3: 10.0}, version="1-fast-4")
+    p = store.projects.get(1)
+    assert (p.pushed_tasks, dict(p.protected_tasks), p.pushed_version) == ((5, 3, 9), {3: 10.0}, "1-fast-4")
+    store.projects.set_pushed_tasks(1, [3])  # only kept tasks: the version pushed last stays recorded
+    assert (store.projects.get(1).pushed_tasks, store.projects.get(1).pushed_version) == ((3,), "1-fast-4")
+
+
 def test_annotations_upsert_delete_cancel_and_training_set(store: SqlStore) -> None:
     store.projects.upsert(1, "<View/>", "h")
     assert store.tasks.upsert(1, [(10, {"text": "a"}), (11, {"text": "b"}), (12, {"text": "c"})]) == 3
