@@ -70,8 +70,9 @@ def push_version(
     the model's body are computed once and kept."""
     pool = store.tasks.unlabeled(project.id, limit=settings.push_pool_limit)
     rows: list[dict[str, Any]] = []
+    strategy = queue_strategy(settings, project, spec, n_labeled=len(labeled))
     if pool and settings.push_top_k > 0:
-        rows = _ranked_rows(project, spec, model, pool, settings, models, labeled)
+        rows = _ranked_rows(project, spec, model, pool, settings, models, labeled, strategy)
     previous = list(project.pushed_tasks)
     # ranking under a new body embeds the whole pool (seconds): the annotator kept labeling meanwhile, so what is
     # unlabeled is read again now, or the protection would go to tasks already done and miss the one open
@@ -80,9 +81,11 @@ def push_version(
     rows = [r for r in rows if r["task"] not in done]
     unlabeled = {tid for tid, _ in pool} - done
     protected = protected_tasks(project, unlabeled, settings, now=time.time())
-    if previous and project.pushed_version == model.version:
-        # the same version re-ranked (a strategy change): kept predictions would carry the current model_version
-        # with the old ranking's scores, and Label Studio would serve them ahead of the new queue
+    if previous and project.pushed_version == model.version and project.pushed_strategy != strategy:
+        # the same version re-ranked by another strategy: kept predictions would carry the current model_version
+        # with the old ranking's scores, and Label Studio would serve them ahead of the new queue. (The same version
+        # and strategy again, e.g. after more tasks were imported, keeps its protection: the kept scores are what
+        # this ranking gives those tasks, and an annotator may have one open.)
         protected = {}
     # the previous push, and any older prediction of a task pushed now (e.g. a live /predict when it was
     # opened): one prediction per pushed task keeps LS's prediction table bounded; protected tasks keep theirs
@@ -102,7 +105,8 @@ def push_version(
     pushed = [r["task"] for r in rows]
     pushed_set = set(pushed)
     kept = [t for t in protected if t not in pushed_set]  # still carry predictions: deleted once released
-    store.projects.set_pushed_tasks(project.id, pushed + kept, protected, version=model.version if rows else None)
+    ranking = (model.version, strategy) if rows else None
+    store.projects.set_pushed_tasks(project.id, pushed + kept, protected, ranking=ranking)
     store.tasks.record_predictions(project.id, {r["task"]: served_summary(r) for r in rows})  # what annotators see
     version_set = False
     if rows:
@@ -144,6 +148,7 @@ def _ranked_rows(
     settings: Settings,
     models: ModelRegistry,
     labeled: Sequence[Example],
+    name: str,
 ) -> list[dict[str, Any]]:
     texts = {
         c.name: [control_text(c, data, task_ref=f"task {tid}", max_chars=settings.max_text_chars) for tid, data in pool]
@@ -161,7 +166,6 @@ def _ranked_rows(
         labeled_texts=labeled_texts,
         label_cardinality=float(np.mean(counts)) if counts and head.multi_label else None,
     )
-    name = queue_strategy(settings, project, spec, n_labeled=len(labeled))
     selection = rank(name, data, settings.push_top_k, embed, seed=settings.seed)
     picked = [int(i) for i in selection.indices]
     scores = queue_scores(describe(name).certainty, probas[head.name][picked], multi_label=head.multi_label)

@@ -50,6 +50,8 @@ class Project(Base):
     """LS task ids that carry predictions tagloop pushed for the current version, in queue order."""
     pushed_version: Mapped[str | None] = mapped_column(String(120), default=None)
     """The model version of those predictions (None: nothing pushed yet)."""
+    pushed_strategy: Mapped[str | None] = mapped_column(String(200), default=None)
+    """The strategy that ranked them."""
     protected_tasks: Mapped[dict[str, float] | None] = mapped_column(JSON, default=dict)
     """Pushed tasks an annotator may have open (LS task id → when first protected): their predictions are kept."""
     synced_at: Mapped[str] = mapped_column(String(64), default="")

@@ -73,13 +73,14 @@ class ProjectRepository:
         task_ids: Sequence[int],
         protected: Mapping[int, float] | None = None,
         *,
-        version: str | None = None,
+        ranking: tuple[str, str] | None = None,
     ) -> None:
         """Record which LS tasks now carry tagloop's pushed predictions, and which of them are protected (task id
-        → since when: their predictions are kept by the next pushes); ``version``: the model version pushed."""
+        → since when: their predictions are kept by the next pushes); ``ranking``: the model version pushed and the
+        strategy that ranked it."""
         values: dict[str, Any] = {"pushed_tasks": [int(t) for t in task_ids]}
-        if version is not None:
-            values["pushed_version"] = version
+        if ranking is not None:
+            values["pushed_version"], values["pushed_strategy"] = ranking
         if protected is not None:
             values["protected_tasks"] = {str(t): float(ts) for t, ts in protected.items()}
         self._set(project_id, **values)
@@ -114,6 +115,7 @@ def _record(row: models.Project) -> ProjectRecord:
         current_version=row.current_version,
         pushed_tasks=tuple(row.pushed_tasks or ()),
         pushed_version=row.pushed_version,
+        pushed_strategy=row.pushed_strategy,
         protected_tasks={int(t): float(ts) for t, ts in (row.protected_tasks or {}).items()},
         synced_at=row.synced_at or "",
         strategy=row.strategy or "",

@@ -19,6 +19,7 @@ class ProjectRecord:
     current_version: str | None = None
     pushed_tasks: tuple[int, ...] = ()
     pushed_version: str | None = None
+    pushed_strategy: str | None = None
     protected_tasks: Mapping[int, float] = field(default_factory=dict)
     synced_at: str = ""
     strategy: str = ""

@@ -37,11 +37,13 @@ def test_project_upsert_keeps_ls_credentials(store: SqlStore) -> None:
 def test_a_push_records_its_tasks_protection_and_version(store: SqlStore) -> None:
     store.projects.upsert(1, "<View/>", "h1")
     assert store.projects.get(1).pushed_version is None  # nothing pushed yet
-    store.projects.set_pushed_tasks(1, [5, 3, 9], {3: 10.0}, version="1-fast-4")
+    store.projects.set_pushed_tasks(1, [5, 3, 9], {3: 10.0}, ranking=("1-fast-4", "margin"))
     p = store.projects.get(1)
-    assert (p.pushed_tasks, dict(p.protected_tasks), p.pushed_version) == ((5, 3, 9), {3: 10.0}, "1-fast-4")
-    store.projects.set_pushed_tasks(1, [3])  # only kept tasks: the version pushed last stays recorded
-    assert (store.projects.get(1).pushed_tasks, store.projects.get(1).pushed_version) == ((3,), "1-fast-4")
+    assert (p.pushed_tasks, dict(p.protected_tasks)) == ((5, 3, 9), {3: 10.0})
+    assert (p.pushed_version, p.pushed_strategy) == ("1-fast-4", "margin")
+    store.projects.set_pushed_tasks(1, [3])  # only kept tasks: the ranking pushed last stays recorded
+    p = store.projects.get(1)
+    assert (p.pushed_tasks, p.pushed_version, p.pushed_strategy) == ((3,), "1-fast-4", "margin")
 
 
 def test_annotations_upsert_delete_cancel_and_training_set(store: SqlStore) -> None:

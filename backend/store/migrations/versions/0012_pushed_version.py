@@ -1,5 +1,5 @@
-"""The model version whose predictions a project's last push imported into Label Studio (a push of the same version,
-i.e. a re-rank after a strategy change, protects nothing: see ``backend.loop.sync``).
+"""The model version and queue strategy of a project's last push into Label Studio (a push that re-ranks the same
+version with another strategy protects nothing: see ``backend.loop.sync``).
 
 Revision ID: 0012
 Revises: 0011
@@ -15,12 +15,14 @@ depends_on = None
 
 
 def upgrade() -> None:
-    """Add projects.pushed_version (NULL: no push recorded yet)."""
+    """Add projects.pushed_version and pushed_strategy (NULL: no push recorded yet)."""
     with op.batch_alter_table("projects") as batch:
         batch.add_column(sa.Column("pushed_version", sa.String(120), nullable=True))
+        batch.add_column(sa.Column("pushed_strategy", sa.String(200), nullable=True))
 
 
 def downgrade() -> None:
-    """Drop projects.pushed_version."""
+    """Drop projects.pushed_version and pushed_strategy."""
     with op.batch_alter_table("projects") as batch:
+        batch.drop_column("pushed_strategy")
         batch.drop_column("pushed_version")
