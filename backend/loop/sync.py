@@ -101,7 +101,13 @@ def push_version(
         len(cleared),
         len(done & {tid for tid, _ in pool}),
     )
-    client.import_predictions(project.id, rows)
+    # Label Studio's /next serves the lowest-scored task with a prediction of the project's model_version that no
+    # transaction has locked (on PostgreSQL, ``select_for_update(skip_locked=True)``), else answers 404 "There are
+    # no tasks". An import updates the counters of every task it touches, locking them for that statement: while
+    # the old version is current, the protected tasks are its only candidates, so they are imported last, after the
+    # switch, when the new head is there to serve (with them in the bulk, one /next in 300 labels got that 404)
+    bulk, late = split_protected(rows, protected)
+    client.import_predictions(project.id, bulk or late)
     pushed = [r["task"] for r in rows]
     pushed_set = set(pushed)
     kept = [t for t in protected if t not in pushed_set]  # still carry predictions: deleted once released
@@ -112,9 +118,18 @@ def push_version(
     if rows:
         client.set_model_version(project.id, model.version)
         version_set = True
+        if bulk and late:
+            client.import_predictions(project.id, late)
     else:
         log.info("project %s: no known unlabeled task to push; LS model_version left as is", project.id)
     return PushResult(pushed=len(rows), removed=len(previous), model_version_set=version_set, protected=len(protected))
+
+
+def split_protected(
+    rows: list[dict[str, Any]], protected: Mapping[int, float]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(rows of unprotected tasks, rows of protected ones), each in queue order."""
+    return [r for r in rows if r["task"] not in protected], [r for r in rows if r["task"] in protected]
 
 
 def rows_to_import(rows: list[dict[str, Any]], protected: Mapping[int, float], head: int) -> list[dict[str, Any]]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from backend.config import Settings
-from backend.loop.sync import protected_tasks, rows_to_import
+from backend.loop.sync import protected_tasks, rows_to_import, split_protected
 from backend.store.records import ProjectRecord
 
 
@@ -57,3 +57,10 @@ def test_the_queue_is_a_random_warm_up_until_warmup_labels_then_the_strategy() -
     assert queue_strategy(Settings(warmup_strategy="balanced_cold_start"), own, single, n_labeled=3) == (
         "balanced_cold_start"
     )
+
+
+def test_protected_tasks_are_imported_apart_from_the_bulk() -> None:
+    rows = [{"task": t} for t in (6, 1, 2, 7, 3)]
+    bulk, late = split_protected(rows, {6: 0.0, 7: 0.0})
+    assert ([r["task"] for r in bulk], [r["task"] for r in late]) == ([1, 2, 3], [6, 7])
+    assert split_protected(rows, {}) == (rows, [])
