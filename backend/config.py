@@ -122,6 +122,9 @@ class Settings(BaseSettings):
     the query strategy takes over: a seed set like the simulation's ``--seed-size``, representative of the pool, on
     which suggestions are right about as often as zero-shot (the tasks an unfitted model is least sure of are the
     ones its suggestions get wrong). 0: the query strategy from the first task."""
+    strategy_max_pool: Count = 10_000
+    """On a larger unlabeled pool the strategy ranks a uniform random sample of this many tasks (only those are
+    embedded for diversity strategies); 0: always the whole pool (see ``strategies.calling``)."""
     warmup_strategy: str = "random"
     """Strategy of the warm-up queue (a name from `strategies.REGISTRY`)."""
     catch_up_every_s: float = 60.0

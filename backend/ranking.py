@@ -47,19 +47,20 @@ class RankInput:
     label_cardinality: float | None = None
 
 
-def rank(name: str, data: RankInput, k: int, embed: Embed, *, seed: int) -> Selection:
-    """The top ``k`` pool positions in the strategy's order (most informative first)."""
+def rank(name: str, data: RankInput, k: int, embed: Embed, *, seed: int, max_pool: int | None = None) -> Selection:
+    """The top ``k`` pool positions in the strategy's order (most informative first); on a pool larger than
+    ``max_pool``, among a random sample of that many (only those are embedded)."""
     info = describe(name)
-    embeddings = embed(data.pool_texts) if info.needs_embeddings else None
     labeled = embed(data.labeled_texts) if info.needs_embeddings and data.labeled_texts else None
     return run_strategy(
         info,
         data.proba,
         min(k, len(data.proba)),
         rng=np.random.default_rng(seed),
-        embeddings=embeddings,
+        embeddings=lambda rows: embed([data.pool_texts[int(i)] for i in rows]),
         labeled_embeddings=labeled,
         label_cardinality=data.label_cardinality,
+        max_pool=max_pool,
     )
 
 

@@ -7,7 +7,7 @@ numpy only.
 """
 
 from strategies.base import QueryStrategy, Selection, select_top
-from strategies.calling import run_strategy
+from strategies.calling import run_strategy, subsample
 from strategies.certainty import Certainty, queue_scores, row_certainty
 from strategies.errors import (
     EmptyPoolError,
@@ -48,4 +48,5 @@ __all__ = [
     "row_certainty",
     "run_strategy",
     "select_top",
+    "subsample",
 ]

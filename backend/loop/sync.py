@@ -181,7 +181,7 @@ def _ranked_rows(
         labeled_texts=labeled_texts,
         label_cardinality=float(np.mean(counts)) if counts and head.multi_label else None,
     )
-    selection = rank(name, data, settings.push_top_k, embed, seed=settings.seed)
+    selection = rank(name, data, settings.push_top_k, embed, seed=settings.seed, max_pool=settings.strategy_max_pool)
     picked = [int(i) for i in selection.indices]
     scores = queue_scores(describe(name).certainty, probas[head.name][picked], multi_label=head.multi_label)
     threshold = settings.multi_label_threshold

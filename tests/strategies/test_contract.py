@@ -105,3 +105,40 @@ def test_stopping_criteria() -> None:
 
 def test_public_names() -> None:
     assert set(strategies.__all__) <= set(dir(strategies))
+
+
+@pytest.mark.parametrize("name", ["margin", "coreset"])
+def test_a_large_pool_is_subsampled_and_only_the_sample_is_embedded(name: str) -> None:
+    proba, emb, labeled = pool(n=40)
+    info = strategies.describe(name)
+    asked: list[list[int]] = []
+
+    def embed(rows: np.ndarray) -> np.ndarray:
+        asked.append(rows.tolist())
+        return emb[rows]
+
+    sample = strategies.subsample(40, 12, np.random.default_rng(5))
+    assert sample is not None and len(sample) == 12 == len(set(sample.tolist())) and list(sample) == sorted(sample)
+    sel = strategies.run_strategy(
+        info, proba, 5, rng=np.random.default_rng(5), embeddings=embed, labeled_embeddings=labeled, max_pool=12
+    )
+    assert len(set(sel.indices.tolist())) == 5 and set(sel.indices.tolist()) <= set(sample.tolist())
+    # the strategy saw exactly the sampled rows; picks mapped back to pool positions
+    direct = strategies.run_strategy(
+        info, proba[sample], 5, rng=_after_sample(5, 40, 12),
+        embeddings=emb[sample], labeled_embeddings=labeled,
+    )  # fmt: skip
+    assert sample[direct.indices].tolist() == sel.indices.tolist()
+    assert asked == ([sample.tolist()] if info.needs_embeddings else [])
+    # a pool within max_pool (or max_pool 0) is not sampled, and the rng is not drawn from
+    whole = strategies.run_strategy(info, proba, 5, rng=np.random.default_rng(5), embeddings=emb, max_pool=40)
+    plain = strategies.run_strategy(info, proba, 5, rng=np.random.default_rng(5), embeddings=emb)
+    assert whole.indices.tolist() == plain.indices.tolist()
+    assert strategies.subsample(40, 0, np.random.default_rng(5)) is None
+
+
+def _after_sample(seed: int, n_pool: int, max_pool: int) -> np.random.Generator:
+    """A generator in the state ``run_strategy`` leaves after drawing its sample."""
+    rng = np.random.default_rng(seed)
+    strategies.subsample(n_pool, max_pool, rng)
+    return rng

@@ -98,6 +98,7 @@ def served_settings(settings: Settings) -> dict[str, Any]:
         "prior_strength": settings.prior_strength,
         "zero_shot_temperature": settings.zero_shot_temperature,
         "min_labels_to_train": settings.min_labels_to_train,
+        "max_pool": settings.strategy_max_pool,
         "max_seq_length": settings.max_seq_length,
         "seed": settings.seed,
         "setfit_base": Path(settings.base_model) if settings.base_model else bundled_model_path(),

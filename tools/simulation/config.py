@@ -63,6 +63,9 @@ class SimulationConfig:
     prior_strength: float = 20.0
     zero_shot_temperature: float = 0.05
     min_labels_to_train: int = 4
+    max_pool: int = 10_000
+    """A larger unlabeled pool is subsampled to this many rows before the strategy ranks it, as the served queue
+    does (``TAGLOOP_STRATEGY_MAX_POOL``); 0: never."""
     """Fewer labels than this: the zero-shot prior is still what is served (no version trained yet)."""
     max_seq_length: int = 128
     seed: int = 42
@@ -76,6 +79,7 @@ class SimulationConfig:
         _check_int("budget", self.budget, 1)
         _check_int("setfit_steps", self.setfit_steps, 1)
         _check_int("min_labels_to_train", self.min_labels_to_train, 1)
+        _check_int("max_pool", self.max_pool, 0)
         _check_int("max_seq_length", self.max_seq_length, 1)
         _check_number("prior_strength", self.prior_strength, 0.0)
         _check_number("zero_shot_temperature", self.zero_shot_temperature, 0.0, strict=True)

@@ -66,7 +66,7 @@ class Query:
     n: int
 
 
-def query(info: StrategyInfo, problem: Problem, q: Query, rng: np.random.Generator) -> np.ndarray:
+def query(info: StrategyInfo, problem: Problem, q: Query, rng: np.random.Generator, *, max_pool: int = 0) -> np.ndarray:
     """Run the strategy on the unlabeled pool through the one validating call site (``strategies.run_strategy``,
     the same as the served queue's); returns the dataset indices it picked, most informative first.
 
@@ -83,6 +83,7 @@ def query(info: StrategyInfo, problem: Problem, q: Query, rng: np.random.Generat
             embeddings=problem.pool_emb[q.unlabeled],
             labeled_embeddings=problem.pool_emb[q.labeled] if len(q.labeled) else None,
             label_cardinality=float(np.mean(counts)) if counts and problem.multi_label else None,
+            max_pool=max_pool,
         )
     except StrategyError as exc:
         raise SimulationError(str(exc)) from None
@@ -112,7 +113,7 @@ def simulate_seed(arm: Arm, problem: Problem, config: SimulationConfig, seed: in
             picked = seed_set
         else:
             q = Query(outcome.pool_proba, labeled, np.flatnonzero(~is_labeled), n_labels - len(labeled))
-            picked = query(arm.strategy, step, q, rng)
+            picked = query(arm.strategy, step, q, rng, max_pool=config.max_pool)
         is_labeled[picked] = True
         labeled = np.concatenate([labeled, picked])
         step, outcome = _serve(arm, problem, labeled, is_labeled, config, run)
