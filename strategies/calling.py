@@ -57,25 +57,21 @@ def run_strategy(
         MissingInputError: the strategy needs embeddings and got none.
         StrategyError: it returned other than ``n_instances`` distinct positions in ``[0, n_pool)``.
     """
-    n_pool = len(proba)
-    positions = subsample(n_pool, max(max_pool, n_instances) if max_pool else None, rng)
-    rows = positions if positions is not None else np.arange(n_pool, dtype=np.int64)
-    pool_embeddings = _rows(embeddings, rows, whole=positions is None, needed=info.needs_embeddings)
-    if positions is None:
-        return _run(info, proba, n_instances, rng, pool_embeddings, labeled_embeddings, label_cardinality)
-    sampled = _run(info, np.asarray(proba)[positions], n_instances, rng, pool_embeddings, labeled_embeddings,
-                   label_cardinality)  # fmt: skip
-    return Selection(positions[sampled.indices], sampled.scores)
+    positions = subsample(len(proba), max(max_pool, n_instances) if max_pool else None, rng)
+    seen = proba if positions is None else np.asarray(proba)[positions]
+    pool_embeddings = _rows(embeddings, positions, len(proba), needed=info.needs_embeddings)
+    selection = _run(info, seen, n_instances, rng, pool_embeddings, labeled_embeddings, label_cardinality)
+    return selection if positions is None else Selection(positions[selection.indices], selection.scores)
 
 
-def _rows(embeddings: Embeddings | None, rows: IntArray, *, whole: bool, needed: bool) -> FloatArray | None:
-    """The embeddings of pool positions ``rows`` (``whole``: every row, in order); a function is asked only when
-    the strategy ``needed`` them."""
+def _rows(embeddings: Embeddings | None, positions: IntArray | None, n_pool: int, *, needed: bool) -> FloatArray | None:
+    """The embeddings of the sampled ``positions`` (None: every row); a function is asked only when the strategy
+    ``needed`` them."""
     if embeddings is None or (callable(embeddings) and not needed):
         return None
     if callable(embeddings):
-        return embeddings(rows)
-    return embeddings if whole else np.asarray(embeddings)[rows]
+        return embeddings(positions if positions is not None else np.arange(n_pool, dtype=np.int64))
+    return embeddings if positions is None else np.asarray(embeddings)[positions]
 
 
 def _run(

@@ -87,9 +87,7 @@ class ProjectStatus(Loose):
     labels_seen: int
     labels_usable: int
     strategy: str
-    queue_strategy: str = Field(
-        description="the strategy ranking the queue now: the warm-up's until TAGLOOP_WARMUP_LABELS"
-    )
+    queue_strategy: str = Field(description=QUEUE_STRATEGY)
     versions: list[dict[str, Any]]
     jobs: list[dict[str, Any]] = Field(description="queued and running jobs with their progress")
     last_error: str | None
@@ -126,9 +124,7 @@ class QueueAnswer(Loose):
     project: int
     model_version: str
     strategy: str
-    queue_strategy: str = Field(
-        description="the strategy ranking the queue now: the warm-up's until TAGLOOP_WARMUP_LABELS"
-    )
+    queue_strategy: str = Field(description=QUEUE_STRATEGY)
     tasks: list[int] = Field(description="task ids pushed to Label Studio for the served version, in queue order")
     protected: list[int] = Field(description="tasks an annotator may have open, whose predictions pushes keep")
 
