@@ -34,6 +34,9 @@ def tagloop(tmp_path: Path) -> Iterator[TagloopServer]:
         "TAGLOOP_FAST_TIER": "true",  # heads refit after every label
         "TAGLOOP_TRAIN_EVERY": "0",  # no SetFit body fine-tuning: it would only slow the browser on 2 cores
         "TAGLOOP_PUSH_TOP_K": "20",
+        # margin from the first label, as this test was built: with the default 20-task random warm-up, 24 labels
+        # raise these 150 held-out rows by 0.02 only (0.72 → 0.74, twice in a row), below the +0.03 asserted
+        "TAGLOOP_WARMUP_LABELS": "0",
         "TAGLOOP_SERVE_PRECISION": "torch",  # no ONNX export of each new body
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
