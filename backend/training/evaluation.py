@@ -1,8 +1,10 @@
 """Out-of-fold evaluation of a control's head on labeled embeddings, and the choice of its calibration.
 
-Every labeled row is scored by a head fitted without it (scikit-learn's ``StratifiedKFold`` / ``KFold`` splits,
-logistic heads from ``backend.models.heads.fit_head``); a fold whose training part lacks a label leaves that label
-*unseen* for its test rows, exactly as serving treats a label the head has not seen yet. From these out-of-fold
+Every labeled row is scored by a head fitted without it: scikit-learn's ``cross_val_predict`` over
+``StratifiedKFold`` / ``KFold`` splits, with the logistic head of ``backend.models.heads.fit_head`` wrapped as an
+estimator (``HeadEstimator``) whose predictions are NaN for the labels its fold has not seen; a fold whose training
+part lacks a label therefore leaves that label *unseen* for its test rows, exactly as serving treats a label the
+head has not seen yet. From these out-of-fold
 probabilities ``choose_calibration`` picks the blend weight with the zero-shot prior (highest out-of-fold accuracy,
 ties to the lower log-loss; weight 0 is the prior alone, so the choice is never below zero-shot in CV) and the
 temperatures (lowest log-loss). The same numbers serve the version's metrics, the review thresholds, label-error
@@ -19,10 +21,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from sklearn.base import BaseEstimator
 
 from backend.models import calibration as cal
 from backend.models.calibration import Calibration
-from backend.models.heads import fit_head
+from backend.models.heads import FittedHead, fit_head
 
 FOLDS = 5
 MAX_ROWS = 1000
@@ -79,23 +82,47 @@ def folds(truth: np.ndarray, multi_label: bool, seed: int, n_folds: int = FOLDS)
     return list(KFold(k, shuffle=True, random_state=seed).split(np.zeros(n)))
 
 
+class HeadEstimator(BaseEstimator):  # type: ignore[misc]
+    """``fit_head`` as a scikit-learn estimator over (n, k) 0/1 label indicators, for ``cross_val_predict``.
+
+    ``predict`` gives (n, k) probabilities in the order of ``labels``, NaN for every label the fitted head has not
+    seen (all NaN when its rows held fewer than two classes): the fold's head as serving would hold it.
+    """
+
+    def __init__(self, labels: tuple[str, ...] = (), multi_label: bool = False, seed: int = 0) -> None:
+        self.labels = labels
+        self.multi_label = multi_label
+        self.seed = seed
+
+    def fit(self, emb: np.ndarray, truth: np.ndarray) -> HeadEstimator:
+        """Fit on embeddings and their (n, k) indicator rows."""
+        targets = [[self.labels[j] for j in np.flatnonzero(row)] for row in truth]
+        self.head_: FittedHead | None = fit_head(self.labels, self.multi_label, emb, targets, seed=self.seed)
+        return self
+
+    def predict(self, emb: np.ndarray) -> np.ndarray:
+        """(n, k) probabilities, NaN where the head has not seen the label."""
+        out = np.full((len(emb), len(self.labels)), np.nan)
+        if self.head_ is not None:
+            columns = list(self.head_.columns)
+            out[:, columns] = self.head_.predict_proba(emb)[:, columns]
+        return out
+
+
 def out_of_fold(
     labels: tuple[str, ...], multi_label: bool, emb: np.ndarray, targets: Sequence[Sequence[str]], *, seed: int
 ) -> OutOfFold:
     """Each row scored by a logistic head fitted on the other folds (``ValueError`` below 2 rows)."""
+    from sklearn.model_selection import cross_val_predict
+
     n = len(targets)
     if n < 2:
         raise ValueError(f"out_of_fold needs at least 2 labeled rows, got {n}")
     truth = indicator(labels, targets)
-    proba = np.zeros_like(truth)
-    seen = np.zeros(truth.shape, dtype=bool)
-    for train, test in folds(truth, multi_label, seed):
-        head = fit_head(labels, multi_label, emb[train], [list(targets[i]) for i in train], seed=seed)
-        if head is None:
-            continue
-        proba[test] = head.predict_proba(emb[test])
-        seen[np.ix_(test, np.asarray(head.columns, dtype=np.int64))] = True
-    return OutOfFold(proba, seen, truth)
+    estimator = HeadEstimator(labels, multi_label, seed)
+    scored = cross_val_predict(estimator, emb, truth, cv=folds(truth, multi_label, seed))
+    seen = ~np.isnan(scored)
+    return OutOfFold(np.where(seen, scored, 0.0), seen, truth)
 
 
 def _fit_temperature(p: np.ndarray, y: np.ndarray, multi_label: bool) -> float:

@@ -125,8 +125,13 @@ def test_results_follow_the_contract_for_every_prior(ag_results: tuple[dict[str,
             assert ("blend_weight" in entry) == (prior == "zeroshot")
             assert 0.0 <= entry["auc"] <= 1.0 and block["auc"][name] == entry["auc"]
             assert entry["auc_minus_random"] == pytest.approx(entry["auc"] - block["auc"]["random"])
-            for key in ("curve", "macro_f1_curve", "ece", "ece_uncalibrated"):
+            for key in ("curve", "macro_f1_curve", "ece", "ece_uncalibrated", "suggestions_right", "zero_shot_right"):
                 assert entry[key]["labels"] == X and len(entry[key]["mean"]) == len(entry[key]["std"]) == len(X)
+            for run in entry["per_seed"]:  # cumulative counts of right suggestions among the rows labeled so far
+                for key in ("suggestions_right", "zero_shot_right"):
+                    assert run[key][0] == 0 and all(
+                        0 <= b - a <= n - m for a, b, m, n in zip(run[key], run[key][1:], X, X[1:])
+                    )
             assert [s["seed"] for s in entry["per_seed"]] == [0, 1]
             per_seed_auc = [trapezoid_auc(s["labels"], s["accuracy"]) for s in entry["per_seed"]]
             assert entry["auc"] == pytest.approx(np.mean(per_seed_auc))
@@ -269,6 +274,10 @@ def test_seed_size_zero_lets_the_strategy_pick_from_zero_shot(
         )
     truth = np.array([NEWS_LABELS.index(t[0]) for t in evaluation.targets])
     assert margin["accuracy"][1] == float((head.predict_proba(eval_emb).argmax(axis=1) == truth).mean())
+    # The first batch was queued by the zero-shot prior: what the annotator saw is what zero-shot says.
+    shown = prior.predict_proba(pool_emb[picked]).argmax(axis=1)
+    right = int(sum(NEWS_LABELS[j] == pool.targets[i][0] for i, j in zip(picked, shown, strict=True)))
+    assert margin["suggestions_right"] == margin["zero_shot_right"] == [0, right]
 
 
 @pytest.mark.model

@@ -83,9 +83,11 @@ def simulate(
     typer.echo(f"zero-shot {results['metric']}: {results['zero_shot'][results['metric']]:.4f}")
     for prior_name, block in results["priors"].items():
         for name, row in sorted(block["strategies"].items(), key=lambda kv: -kv[1]["auc"]):
+            shown, zero_shot = row["suggestions_right"]["mean"][-1], row["zero_shot_right"]["mean"][-1]
             typer.echo(
                 f"{prior_name:<9} {name:<28} AUC {row['auc']:.4f} ± {row['auc_std']:.4f}   "
-                f"vs random {row['auc_minus_random']:+.4f}"
+                f"vs random {row['auc_minus_random']:+.4f}   "
+                f"suggestions right {shown:.1f} of {sim.budget} (zero-shot {zero_shot:.1f})"
             )
     typer.echo(f"wrote {out / 'results.json'}")
 

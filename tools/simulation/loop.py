@@ -24,8 +24,9 @@ from strategies import StrategyError, StrategyInfo, describe, run_strategy
 from tools.simulation.config import SimulationConfig
 from tools.simulation.data import SimulationConfigError, SimulationError
 from tools.simulation.embeddings import ProgressCallback
+from tools.simulation.metrics import predictions
 from tools.simulation.model import Outcome, evaluate, step_model
-from tools.simulation.problem import Problem
+from tools.simulation.problem import Problem, indicator
 
 
 @dataclass
@@ -41,6 +42,11 @@ class SeedRun:
     blend_weight: list[float | None] = field(default_factory=list)
     fallback_at: list[int] = field(default_factory=list)
     """Label counts without a fitted head: the zero-shot prior alone (``zeroshot``) or uniform / 0.5 (``none``)."""
+    suggestions_right: list[int] = field(default_factory=list)
+    """Per label count: of the rows labeled so far, how many the model that picked them suggested right (what an
+    annotator sees prefilled: the served model's prediction when the row was queued)."""
+    zero_shot_right: list[int] = field(default_factory=list)
+    """Per label count: of the same rows, how many the zero-shot prior gets right."""
     final_eval_proba: np.ndarray | None = None
     """(n_eval, n_labels) probabilities of the model at the budget (for ``tagloop report --simulation``)."""
 
@@ -108,17 +114,31 @@ def simulate_seed(arm: Arm, problem: Problem, config: SimulationConfig, seed: in
     labeled: np.ndarray = np.zeros(0, dtype=np.int64)
     run = SeedRun(seed)
     step, outcome = _serve(arm, problem, labeled, is_labeled, config, run)
+    run.suggestions_right.append(0)
+    run.zero_shot_right.append(0)
     for n_labels in config.label_counts[1:]:
+        unlabeled = np.flatnonzero(~is_labeled)
         if len(labeled) == 0 and len(seed_set):
             picked = seed_set
         else:
-            q = Query(outcome.pool_proba, labeled, np.flatnonzero(~is_labeled), n_labels - len(labeled))
+            q = Query(outcome.pool_proba, labeled, unlabeled, n_labels - len(labeled))
             picked = query(arm.strategy, step, q, rng, max_pool=config.max_pool)
+        shown = outcome.pool_proba[np.searchsorted(unlabeled, picked)]
+        run.suggestions_right.append(run.suggestions_right[-1] + _right(problem, picked, shown))
+        prior = problem.prior.predict_proba(problem.pool_emb[picked])
+        run.zero_shot_right.append(run.zero_shot_right[-1] + _right(problem, picked, prior))
         is_labeled[picked] = True
         labeled = np.concatenate([labeled, picked])
         step, outcome = _serve(arm, problem, labeled, is_labeled, config, run)
     run.final_eval_proba = outcome.eval_proba
     return run
+
+
+def _right(problem: Problem, rows: np.ndarray, proba: np.ndarray) -> int:
+    """How many of the pool ``rows`` (dataset indices) ``proba`` (len(rows), n_labels) predicts exactly right."""
+    predicted = predictions(proba, problem.multi_label)
+    truth = indicator(tuple(problem.pool_targets[int(i)] for i in rows), problem.labels)
+    return int((predicted == truth).all(axis=1).sum())
 
 
 def _serve(

@@ -13,7 +13,9 @@
 An entry: ``auc`` (mean over seeds of the normalised area under the main-metric curve), ``auc_std``,
 ``auc_minus_random`` (against ``random`` under the same prior), ``macro_f1_auc``, ``multi_label_strategy``, ``prior``,
 curves {labels, mean, std} over seeds: ``curve`` (main metric), ``macro_f1_curve``, ``ece`` (served model),
-``ece_uncalibrated`` (same blend weight, temperatures 1) and, for ``zeroshot``, ``blend_weight``; ``per_seed`` (the
+``ece_uncalibrated`` (same blend weight, temperatures 1), ``suggestions_right`` (of the rows labeled so far, how many
+the model that queued them predicted right: the suggestions an annotator saw), ``zero_shot_right`` (how many the
+zero-shot prior gets right of the same rows) and, for ``zeroshot``, ``blend_weight``; ``per_seed`` (the
 same per seed, with ``fallback_at``: label counts without a fitted head); ``seconds``.
 """
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -36,7 +39,7 @@ from tools.simulation.plots import plot_learning_curves
 from tools.simulation.problem import Metric, Problem, indicator, resolve_control
 
 
-def curve(x: list[int], runs: list[list[float]]) -> dict[str, list]:
+def curve(x: list[int], runs: Sequence[Sequence[float]]) -> dict[str, list]:
     """Mean and standard deviation (over seeds, ddof=0) of aligned curves."""
     values = np.asarray(runs, dtype=np.float64)
     return {"labels": x, "mean": values.mean(axis=0).tolist(), "std": values.std(axis=0).tolist()}
@@ -53,6 +56,8 @@ def per_seed(run: SeedRun, metric: Metric) -> dict[str, Any]:
         "ece_uncalibrated": run.ece_uncalibrated,
         "blend_weight": run.blend_weight,
         "fallback_at": run.fallback_at,
+        "suggestions_right": run.suggestions_right,
+        "zero_shot_right": run.zero_shot_right,
     }
 
 
@@ -71,6 +76,8 @@ def summarize(arm: Arm, runs: list[SeedRun], metric: Metric, seconds: float) -> 
         "macro_f1_curve": curve(x, [r.macro_f1 for r in runs]),
         "ece": curve(x, [r.ece for r in runs]),
         "ece_uncalibrated": curve(x, [r.ece_uncalibrated for r in runs]),
+        "suggestions_right": curve(x, [r.suggestions_right for r in runs]),
+        "zero_shot_right": curve(x, [r.zero_shot_right for r in runs]),
     }
     if arm.prior == "zeroshot":
         entry["blend_weight"] = curve(x, [[w or 0.0 for w in r.blend_weight] for r in runs])
