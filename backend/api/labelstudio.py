@@ -103,6 +103,7 @@ def predict() -> tuple[Response, int]:
 def webhook() -> tuple[Response, int]:
     """Persist annotation events before answering (one transaction); training is only queued here."""
     services = get_services()
+    services.activity.mark()  # an annotator's submit is serving too: local training pauses while they come in
     event = parse_webhook(json_body())
     services.served.flush()  # review routing and acceptance read what /predict recorded
     with services.store.unit_of_work():

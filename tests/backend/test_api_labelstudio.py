@@ -86,11 +86,14 @@ def test_several_controls_get_one_result_each(client: Any) -> None:
 def test_webhook_stores_updates_deletes_and_trains(client: Any, app: Any) -> None:
     rows = read_rows("ag_news", 16, offset=100)
     setup_project(client, 8, NEWS)
+    activity = app.extensions["tagloop"].activity
+    activity.path.unlink(missing_ok=True)
     for i, row in enumerate(rows):
         r = client.post(
             "/webhook", json=annotation_event(8, NEWS, 500 + i, 200 + i, row["text"], "topic", [row["label"]])
         )
         assert r.status_code == 200 and r.json["status"] == "stored", r.json
+    assert activity.idle_for() < 60  # a submit is serving: local training pauses while labels come in
     store = app.extensions["tagloop"].store
     assert store.annotations.count(8, usable=True) == 16
     upd = annotation_event(8, NEWS, 500, 200, rows[0]["text"], "topic", ["Sports"], action="ANNOTATION_UPDATED")
@@ -122,7 +125,10 @@ def test_auto_training_after_train_every_labels(settings: Any, encoder: Any) -> 
     from backend.app import create_app
     from backend.bootstrap import build
 
-    services = build(settings.replace(train_every=6, min_labels_to_train=6), base_encoder=encoder)
+    # train_every 3, but the first slow-tier version waits for slow_tier_min_labels (6)
+    services = build(
+        settings.replace(train_every=3, min_labels_to_train=3, slow_tier_min_labels=6), base_encoder=encoder
+    )
     client = create_app(services=services).test_client()
     rows = read_rows("ag_news", 6, offset=300)
     setup_project(client, 9, NEWS)

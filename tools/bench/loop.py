@@ -184,7 +184,8 @@ def annotate(
         right = suggestion is not None and frozenset(suggestion.choices) == row.labels
         log.labels += 1
         log.suggestions_right += right
-        log.zero_shot_right += zero_shot[outcome.id] == row.labels
+        zero_shot_right = zero_shot[outcome.id] == row.labels
+        log.zero_shot_right += zero_shot_right
         if suggestion is not None:
             log.shown += 1
             log.prefilled += suggestion.prefilled
@@ -192,7 +193,8 @@ def annotate(
         shown = f"{sorted(suggestion.choices)} ({suggestion.model_version})" if suggestion else "none"
         progress(
             f"label {log.labels}/{config.labels}: task {outcome.id}, suggestion {shown} "
-            f"{'right' if right else 'wrong'}, /next {outcome.next_ms:.0f} ms"
+            f"{'right' if right else 'wrong'} (zero-shot {'right' if zero_shot_right else 'wrong'}), "
+            f"/next {outcome.next_ms:.0f} ms"
         )
     return log
 
