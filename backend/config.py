@@ -61,10 +61,6 @@ class Settings(BaseSettings):
     """Probability at which a multiple-choice label is predicted."""
     train_every: Count = 10
     """Queue a slow-tier (SetFit) training after this many new usable labels (0 turns it off)."""
-    slow_tier_min_labels: Count = 20
-    """The first slow-tier version waits for this many usable labels (by default the warm-up's random sample): a
-    SetFit body tuned on 10, then ranking the queue, picked tasks whose suggestions were right less often than
-    zero-shot's (``docs/benchmarks.md``, "When the body is first tuned")."""
     fast_tier: bool = True
     """Refit the heads on cached embeddings after every new label (debounced)."""
     keep_versions: AtLeastOne = 10

@@ -75,8 +75,7 @@ def with_suggestion(services: Services, spec: LabelSpec, record: AnnotationRecor
 
 
 def maybe_train(services: Services, project: ProjectRecord) -> dict[str, str] | None:
-    """Queue the fast tier on every new label and the slow tier every ``train_every`` labels, from
-    ``slow_tier_min_labels`` on."""
+    """Queue the fast tier on every new label and the slow tier every ``train_every`` labels."""
     settings = services.settings
     usable = services.store.annotations.count(project.id, usable=True)
     if usable < settings.min_labels_to_train:
@@ -86,8 +85,7 @@ def maybe_train(services: Services, project: ProjectRecord) -> dict[str, str] | 
         queued["fast"] = services.request_job(project.id, "fast", "new label")
     slow = services.store.versions.latest(project.id, settings.slow_tier)
     trained_on = slow.n_train if slow else 0
-    first = max(settings.min_labels_to_train, settings.slow_tier_min_labels)
-    if should_train(usable, trained_on, train_every=settings.train_every, min_labels=first):
+    if should_train(usable, trained_on, train_every=settings.train_every, min_labels=settings.min_labels_to_train):
         reason = f"{usable - trained_on} new labels"
         queued[settings.slow_tier] = services.request_job(project.id, settings.slow_tier, reason)
     return queued or None

@@ -125,10 +125,7 @@ def test_auto_training_after_train_every_labels(settings: Any, encoder: Any) -> 
     from backend.app import create_app
     from backend.bootstrap import build
 
-    # train_every 3, but the first slow-tier version waits for slow_tier_min_labels (6)
-    services = build(
-        settings.replace(train_every=3, min_labels_to_train=3, slow_tier_min_labels=6), base_encoder=encoder
-    )
+    services = build(settings.replace(train_every=6, min_labels_to_train=6), base_encoder=encoder)
     client = create_app(services=services).test_client()
     rows = read_rows("ag_news", 6, offset=300)
     setup_project(client, 9, NEWS)

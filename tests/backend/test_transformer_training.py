@@ -165,7 +165,6 @@ def test_slow_tier_transformer_through_the_job_runner(
         transformer_epochs=2,
         transformer_learning_rate=5e-4,
         train_every=8,
-        slow_tier_min_labels=8,
         promotion_tolerance=1.0,
         serve_precision="torch",
     )
