@@ -122,9 +122,11 @@ class Settings(BaseSettings):
     the query strategy takes over: a seed set like the simulation's ``--seed-size``, representative of the pool, on
     which suggestions are right about as often as zero-shot (the tasks an unfitted model is least sure of are the
     ones its suggestions get wrong). 0: the query strategy from the first task."""
-    strategy_max_pool: Count = 10_000
-    """On a larger unlabeled pool the strategy ranks a uniform random sample of this many tasks (only those are
-    embedded for diversity strategies); 0: always the whole pool (see ``strategies.calling``)."""
+    strategy_max_pool: Count = 200
+    """The queue strategy ranks a uniform random sample of this many unlabeled tasks, drawn again at every push (0:
+    always the whole pool; see ``strategies.calling``). Margin's picks are then the least certain of a typical
+    sample rather than the pool's most ambiguous rows, whose suggestions were right less often than zero-shot's
+    (``docs/benchmarks.md``, "Margin over a sample"); diversity strategies embed only the sample."""
     warmup_strategy: str = "random"
     """Strategy of the warm-up queue (a name from `strategies.REGISTRY`)."""
     catch_up_every_s: float = 60.0

@@ -63,10 +63,10 @@ class SimulationConfig:
     prior_strength: float = 20.0
     zero_shot_temperature: float = 0.05
     min_labels_to_train: int = 4
-    max_pool: int = 10_000
-    """A larger unlabeled pool is subsampled to this many rows before the strategy ranks it, as the served queue
-    does (``TAGLOOP_STRATEGY_MAX_POOL``); 0: never."""
     """Fewer labels than this: the zero-shot prior is still what is served (no version trained yet)."""
+    max_pool: int = 200
+    """Each query ranks a uniform random sample of this many unlabeled rows, as the served queue does
+    (``TAGLOOP_STRATEGY_MAX_POOL``); 0: the whole pool."""
     max_seq_length: int = 128
     seed: int = 42
 
