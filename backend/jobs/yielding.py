@@ -5,9 +5,8 @@ step streams hundreds of MB through the shared L3 cache, and each /predict then 
 weights evicted. On this 2-core machine that alone raised single-text p50 from 8 to 11-17 ms while training
 ran. So the web process marks that it served (``ServingActivity.mark`` on /predict and /webhook: the mtime of a
 file in the data dir, touched at most every ``MARK_EVERY_S``), and the training, before every transformer layer's
-forward and
-backward pass (``pause_points``: about 12 times per SetFit step of MiniLM; a whole step takes a second or
-more here, too long a stretch to hold requests off), pauses while a request was served within the last
+forward and backward pass (``pause_points``: about 12 times per SetFit step of MiniLM; a whole step takes a second
+or more here, too long a stretch to hold requests off), pauses while a request was served within the last
 ``training_yield_ms`` (``YieldToServing``). The pause is bounded by ``training_yield_share``: at 0.75 a pause
 never exceeds three times the work since the previous one. (At idle priority the training also gets only the
 CPU serving leaves, so under sustained traffic it runs far slower than that bound alone: measured in

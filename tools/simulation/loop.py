@@ -114,6 +114,8 @@ def simulate_seed(arm: Arm, problem: Problem, config: SimulationConfig, seed: in
     labeled: np.ndarray = np.zeros(0, dtype=np.int64)
     run = SeedRun(seed)
     step, outcome = _serve(arm, problem, labeled, is_labeled, config, run)
+    truth = indicator(problem.pool_targets, problem.labels)
+    zero_shot_right = _right(problem.prior.predict_proba(problem.pool_emb), truth, problem.multi_label)
     run.suggestions_right.append(0)
     run.zero_shot_right.append(0)
     for n_labels in config.label_counts[1:]:
@@ -124,9 +126,10 @@ def simulate_seed(arm: Arm, problem: Problem, config: SimulationConfig, seed: in
             q = Query(outcome.pool_proba, labeled, unlabeled, n_labels - len(labeled))
             picked = query(arm.strategy, step, q, rng, max_pool=config.max_pool)
         shown = outcome.pool_proba[np.searchsorted(unlabeled, picked)]
-        run.suggestions_right.append(run.suggestions_right[-1] + _right(problem, picked, shown))
-        prior = problem.prior.predict_proba(problem.pool_emb[picked])
-        run.zero_shot_right.append(run.zero_shot_right[-1] + _right(problem, picked, prior))
+        run.suggestions_right.append(
+            run.suggestions_right[-1] + int(_right(shown, truth[picked], problem.multi_label).sum())
+        )
+        run.zero_shot_right.append(run.zero_shot_right[-1] + int(zero_shot_right[picked].sum()))
         is_labeled[picked] = True
         labeled = np.concatenate([labeled, picked])
         step, outcome = _serve(arm, problem, labeled, is_labeled, config, run)
@@ -134,11 +137,9 @@ def simulate_seed(arm: Arm, problem: Problem, config: SimulationConfig, seed: in
     return run
 
 
-def _right(problem: Problem, rows: np.ndarray, proba: np.ndarray) -> int:
-    """How many of the pool ``rows`` (dataset indices) ``proba`` (len(rows), n_labels) predicts exactly right."""
-    predicted = predictions(proba, problem.multi_label)
-    truth = indicator(tuple(problem.pool_targets[int(i)] for i in rows), problem.labels)
-    return int((predicted == truth).all(axis=1).sum())
+def _right(proba: np.ndarray, truth: np.ndarray, multi_label: bool) -> np.ndarray:
+    """(n,) bool: whether ``proba`` (n, n_labels) predicts each row's (n, n_labels) ``truth`` exactly."""
+    return np.asarray((predictions(proba, multi_label) == truth).all(axis=1))
 
 
 def _serve(
