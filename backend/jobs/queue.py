@@ -10,17 +10,24 @@ wakes workers up (``backend.jobs.wakeup``): the database is the only record of a
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from backend.jobs.kinds import PRIORITY, Lane, kinds_of, lane_of
 from backend.jobs.records import JobRecord
 from backend.store.models import Job, Project
 from backend.store.sql_store import SqlStore
 
+_JOBS = Job.__table__
+_QUEUED = select(*_JOBS.c).where(  # built once: every webhook asks (a burst of labels joins the queued job)
+    _JOBS.c.project_id == bindparam("project_id"), _JOBS.c.kind == bindparam("kind"), _JOBS.c.state == "queued"
+)
 
-def _record(row: Job) -> JobRecord:
+
+def _record(row: Any) -> JobRecord:
+    """From a ``Job`` or a row of its table's columns."""
     return JobRecord(
         id=row.id,
         project_id=row.project_id,
@@ -55,13 +62,13 @@ class JobQueue:
         earlier of the two start times). ``delay_s``: not before this many seconds from now."""
         run_after = time.time() + delay_s
         with self.store.session() as s:
-            existing = s.scalar(
-                select(Job).where(Job.project_id == project_id, Job.kind == kind, Job.state == "queued")
-            )
+            existing = s.execute(_QUEUED, {"project_id": project_id, "kind": kind}).first()
             if existing is not None:
-                existing.run_after = min(existing.run_after, run_after)
-                s.flush()
-                return _record(existing), False
+                joined = _record(existing)
+                if run_after < joined.run_after:
+                    s.execute(update(Job).where(Job.id == joined.id).values(run_after=run_after))
+                    joined = replace(joined, run_after=run_after)
+                return joined, False
             row = Job(
                 project_id=project_id,
                 kind=kind,

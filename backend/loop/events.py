@@ -83,8 +83,7 @@ def maybe_train(services: Services, project: ProjectRecord) -> dict[str, str] | 
     queued: dict[str, str] = {}
     if settings.fast_tier:
         queued["fast"] = services.request_job(project.id, "fast", "new label")
-    slow = services.store.versions.latest(project.id, settings.slow_tier)
-    trained_on = slow.n_train if slow else 0
+    trained_on = services.store.versions.trained_on(project.id, settings.slow_tier)
     if should_train(usable, trained_on, train_every=settings.train_every, min_labels=settings.min_labels_to_train):
         reason = f"{usable - trained_on} new labels"
         queued[settings.slow_tier] = services.request_job(project.id, settings.slow_tier, reason)

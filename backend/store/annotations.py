@@ -6,12 +6,29 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 
 from backend.store import models
 from backend.store.db import Database
 from backend.store.records import AnnotationRecord, Example
 from backend.store.tasks import upsert_tasks
+
+_ANNOTATIONS = models.Base.metadata.tables["annotations"]
+# Statements every webhook makes, built once: building a select costs several times what SQLite takes to run it.
+_EXISTS = select(_ANNOTATIONS.c.id).where(
+    _ANNOTATIONS.c.project_id == bindparam("project_id"), _ANNOTATIONS.c.id == bindparam("id")
+)
+_INSERT = insert(_ANNOTATIONS)
+_COUNT_USABLE = select(func.count()).select_from(
+    select(_ANNOTATIONS.c.task_id)  # distinct task ids from the partial index ``ix_annotations_usable`` alone
+    .distinct()
+    .where(
+        _ANNOTATIONS.c.project_id == bindparam("project_id"),
+        _ANNOTATIONS.c.deleted.is_(False),
+        _ANNOTATIONS.c.was_cancelled.is_(False),
+    )
+    .subquery()
+)
 
 
 class AnnotationRepository:
@@ -27,25 +44,27 @@ class AnnotationRepository:
         with self.db.session() as s:
             if task_data is not None:
                 upsert_tasks(s, rec.project_id, {rec.task_id: task_data})
-            row = s.get(models.Annotation, (rec.project_id, rec.id))
-            if row is None:
-                s.add(
-                    models.Annotation(
-                        project_id=rec.project_id,
-                        id=rec.id,
-                        task_id=rec.task_id,
-                        choices=rec.choices,
-                        author=rec.author,
-                        was_cancelled=rec.was_cancelled,
-                        deleted=rec.deleted,
-                        ls_created_at=rec.ls_created_at,
-                        ls_updated_at=rec.ls_updated_at,
-                        suggested=rec.suggested,
-                        accepted=rec.accepted,
-                    )
+            known = s.scalar(_EXISTS, {"project_id": rec.project_id, "id": rec.id}) is not None
+            if not known:  # a new label (nearly every webhook): one INSERT, no ORM object to flush
+                s.execute(
+                    _INSERT,
+                    {
+                        "project_id": rec.project_id,
+                        "id": rec.id,
+                        "task_id": rec.task_id,
+                        "choices": rec.choices,
+                        "author": rec.author,
+                        "was_cancelled": rec.was_cancelled,
+                        "deleted": rec.deleted,
+                        "ls_created_at": rec.ls_created_at,
+                        "ls_updated_at": rec.ls_updated_at,
+                        "suggested": rec.suggested,
+                        "accepted": rec.accepted,
+                    },
                 )
                 return True
-            if row.deleted:
+            row = s.get(models.Annotation, (rec.project_id, rec.id))
+            if row is None or row.deleted:
                 return False
             if rec.ls_updated_at and row.ls_updated_at and rec.ls_updated_at < row.ls_updated_at:
                 return False  # an older delivery arriving late
@@ -124,10 +143,10 @@ class AnnotationRepository:
     def count(self, project_id: int, *, usable: bool = False) -> int:
         """How many annotations the project has stored; ``usable``: how many *tasks* have a usable (not deleted, not
         skipped) annotation (Label Studio may store a re-run submit twice: that is still one label)."""
-        what = func.count(models.Annotation.task_id.distinct()) if usable else func.count()
-        q = select(what).select_from(models.Annotation).where(models.Annotation.project_id == project_id)
         if usable:
-            q = q.where(models.Annotation.deleted.is_(False), models.Annotation.was_cancelled.is_(False))
+            with self.db.session() as s:
+                return int(s.scalar(_COUNT_USABLE, {"project_id": project_id}) or 0)
+        q = select(func.count()).select_from(models.Annotation).where(models.Annotation.project_id == project_id)
         with self.db.session() as s:
             return int(s.scalar(q) or 0)
 

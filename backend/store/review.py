@@ -10,8 +10,9 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Iterable, Sequence
+from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from backend.store.db import Database
@@ -81,6 +82,11 @@ def _new_row(item: NewItem) -> ReviewItem:
         external_id=item.external_id,
         moderator="",
     )
+
+
+_REVIEW_PROJECT_BY_LS = select(*ReviewProject.__table__.c).where(  # built once: every webhook asks
+    ReviewProject.__table__.c.ls_project_id == bindparam("ls_project_id")
+)
 
 
 class ReviewRepository:
@@ -276,7 +282,7 @@ class ReviewRepository:
     def review_project_by_ls(self, ls_project_id: int) -> ReviewProjectRecord | None:
         """The queue a Label Studio project holds, or None (not a review project)."""
         with self.db.session() as s:
-            row = s.get(ReviewProject, ls_project_id)
+            row = s.execute(_REVIEW_PROJECT_BY_LS, {"ls_project_id": ls_project_id}).first()
             return _review_project(row) if row else None
 
     def review_projects(self, project_id: int) -> list[ReviewProjectRecord]:
@@ -447,7 +453,8 @@ class ReviewRepository:
             return int(getattr(result, "rowcount", 0) or 0)
 
 
-def _review_project(row: ReviewProject) -> ReviewProjectRecord:
+def _review_project(row: Any) -> ReviewProjectRecord:
+    """From a ``ReviewProject`` or a row of its table's columns."""
     return ReviewProjectRecord(
         ls_project_id=row.ls_project_id,
         project_id=row.project_id,

@@ -8,7 +8,7 @@ import random
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import insert, select, tuple_
 from sqlalchemy.orm import Session
 
 from backend.store import models
@@ -148,16 +148,19 @@ def upsert_tasks(s: Session, project_id: int, items: dict[int, dict[str, Any]]) 
             models.Task.project_id == project_id, models.Task.id.in_(ids[start : start + CHUNK])
         )
         existing.update({t.id: t for t in s.scalars(q)})
+    new: list[dict[str, Any]] = []
     for tid, data in items.items():
         digest = text_hash(data)
         row = existing.get(tid)
         if row is None:
-            s.add(models.Task(project_id=project_id, id=tid, data=data, text_hash=digest))
+            new.append({"project_id": project_id, "id": tid, "data": data, "text_hash": digest})
         elif row.text_hash != digest:
             row.data, row.text_hash = data, digest
         else:
             continue
         changed += 1
+    if new:  # one (executemany) INSERT, no ORM objects to flush
+        s.execute(insert(models.Base.metadata.tables["tasks"]), new)
     return changed
 
 

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 
 from backend.store import models
 from backend.store.db import Database
 from backend.store.records import ModelVersionRecord
+
+_VERSIONS = models.ModelVersion.__table__
+_TRAINED_ON = (  # built once: every webhook asks
+    select(_VERSIONS.c.n_train)
+    .where(_VERSIONS.c.project_id == bindparam("project_id"), _VERSIONS.c.tier == bindparam("tier"))
+    .order_by(_VERSIONS.c.id.desc())
+    .limit(1)
+)
 
 
 class VersionRepository:
@@ -77,6 +85,11 @@ class VersionRepository:
             )
             row = s.scalar(q)
             return _record(row) if row else None
+
+    def trained_on(self, project_id: int, tier: str) -> int:
+        """How many labels the newest version of a tier was trained on (0: none yet); one column, for every webhook."""
+        with self.db.session() as s:
+            return int(s.scalar(_TRAINED_ON, {"project_id": project_id, "tier": tier}) or 0)
 
     def newest(self, project_id: int, tier: str, limit: int) -> list[ModelVersionRecord]:
         """The newest ``limit`` versions of a tier, newest first."""

@@ -27,6 +27,26 @@ def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
     s.close()
 
 
+def test_the_per_label_count_reads_the_partial_index_alone(tmp_path: Path) -> None:
+    """Every webhook counts the labeled tasks: SQLite answers from ``ix_annotations_usable`` (no table rows)."""
+    from backend.store.annotations import _COUNT_USABLE
+
+    s = SqlStore(f"sqlite:///{tmp_path / 'x.db'}")
+    s.migrate()
+    s.projects.upsert(1, "<View/>", "h")
+    s.tasks.upsert(1, [(t, {"text": str(t)}) for t in range(40)])
+    for aid in range(60):  # two annotations of some tasks, some skipped, one deleted
+        s.annotations.upsert(ann(aid, aid % 40, ["World"], was_cancelled=aid % 7 == 0))
+    s.annotations.mark_deleted(1, [1])
+    sql = str(_COUNT_USABLE.compile(s.engine))  # "... project_id = ? ..."
+    with s.engine.connect() as conn:
+        plan = " ".join(str(row[-1]) for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", (1,)))
+    assert "USING COVERING INDEX ix_annotations_usable" in plan or "USING INDEX ix_annotations_usable" in plan, plan
+    usable = {a % 40 for a in range(60) if a % 7 != 0 and a != 1}
+    assert s.annotations.count(1, usable=True) == len(usable)
+    s.close()
+
+
 def test_project_upsert_keeps_ls_credentials(store: SqlStore) -> None:
     store.projects.upsert(1, "<View/>", "h1", ls_url="http://ls", ls_token="tok")
     p = store.projects.upsert(1, "<View>2</View>", "h2")
