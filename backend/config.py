@@ -103,8 +103,9 @@ class Settings(BaseSettings):
     training_yield_ms: NonNegative = 200.0
     """Between two training steps, pause while this machine's web process served a request within this many ms
     (0: never pause); see ``backend.jobs.yielding``."""
-    training_yield_share: Annotated[float, Field(ge=0, lt=1)] = 0.75
-    """Most of a training's wall time spent paused for serving (not slowed at all while no request comes)."""
+    training_yield_share: Annotated[float, Field(ge=0, lt=1)] = 0.95
+    """Most of a training's wall time spent paused for serving (not slowed at all while no request comes; under
+    sustained traffic the training still runs at least 1 - this share of the time)."""
     worker_poll_s: Positive = 2.0
     """A worker looks for runnable jobs at least this often (retries after backoff, lost wake-ups)."""
     job_stale_s: Positive = 60.0

@@ -270,8 +270,7 @@ class ModelRegistry:
         self._cache_writer.close()
 
     def _trained_matches(self, project: ProjectRecord, spec: LabelSpec) -> bool:
-        version = self.store.versions.get(project.current_version or "")
-        return version is not None and version.config_hash == spec.config_hash
+        return self.store.versions.config_hash(project.current_version or "") == spec.config_hash
 
     def load_version(self, project_id: int, version: str, spec: LabelSpec) -> TextClassifier:
         """A kept version, loaded (not served): reports and benches score earlier versions this way."""

@@ -7,11 +7,14 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from backend.store import models
 from backend.store.db import Database
 from backend.store.records import ProjectRecord
+
+_PROJECTS = models.Base.metadata.tables["projects"]
+_BY_ID = select(*_PROJECTS.c).where(_PROJECTS.c.id == bindparam("id"))  # built once: every /predict and label asks
 
 
 class ProjectRepository:
@@ -43,7 +46,7 @@ class ProjectRepository:
     def get(self, project_id: int) -> ProjectRecord | None:
         """The project, or None."""
         with self.db.session() as s:
-            row = s.get(models.Project, project_id)
+            row = s.execute(_BY_ID, {"id": project_id}).first()
             return _record(row) if row else None
 
     def all(self) -> list[ProjectRecord]:
@@ -105,7 +108,8 @@ class ProjectRepository:
             return _record(row)
 
 
-def _record(row: models.Project) -> ProjectRecord:
+def _record(row: Any) -> ProjectRecord:
+    """From a ``Project`` or a row of its table's columns."""
     return ProjectRecord(
         id=row.id,
         label_config=row.label_config,

@@ -11,6 +11,7 @@ from backend.store.db import Database
 from backend.store.records import ModelVersionRecord
 
 _VERSIONS = models.ModelVersion.__table__
+_CONFIG_HASH = select(_VERSIONS.c.config_hash).where(_VERSIONS.c.name == bindparam("name"))  # every /predict asks
 _TRAINED_ON = (  # built once: every webhook asks
     select(_VERSIONS.c.n_train)
     .where(_VERSIONS.c.project_id == bindparam("project_id"), _VERSIONS.c.tier == bindparam("tier"))
@@ -85,6 +86,13 @@ class VersionRepository:
             )
             row = s.scalar(q)
             return _record(row) if row else None
+
+    def config_hash(self, name: str) -> str | None:
+        """The labeling config hash a version was trained for (None: no such version); one column, not the row with
+        its metrics and stop-set predictions."""
+        with self.db.session() as s:
+            found = s.scalar(_CONFIG_HASH, {"name": name})
+            return None if found is None else str(found)
 
     def trained_on(self, project_id: int, tier: str) -> int:
         """How many labels the newest version of a tier was trained on (0: none yet); one column, for every webhook."""
