@@ -23,7 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
-    text,
+    and_,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -93,14 +93,6 @@ class Annotation(Base):
     __table_args__ = (
         Index("ix_annotations_project_deleted", "project_id", "deleted"),
         Index("ix_annotations_project_task", "project_id", "task_id"),
-        # the per-webhook count of labeled tasks reads this index alone (no table rows, no temporary B-tree)
-        Index(
-            "ix_annotations_usable",
-            "project_id",
-            "task_id",
-            sqlite_where=text("deleted IS 0 AND was_cancelled IS 0"),  # as the queries' ``.is_(False)`` render
-            postgresql_where=text("deleted IS false AND was_cancelled IS false"),
-        ),
     )
 
     project_id: Mapped[int] = mapped_column(
@@ -122,6 +114,18 @@ class Annotation(Base):
     """Whether the submitted choices equal the suggestion's (None: no suggestion, or skipped)."""
     created_at: Mapped[float] = mapped_column(Float, default=time.time)
     updated_at: Mapped[float] = mapped_column(Float, default=time.time, onupdate=time.time)
+
+
+_USABLE = and_(Annotation.deleted.is_(False), Annotation.was_cancelled.is_(False))
+# the per-webhook count of labeled tasks reads this index alone (no table rows, no temporary B-tree); its WHERE is
+# the queries' own ``.is_(False)`` terms, so each dialect renders both alike (SQLite ``IS 0``, PostgreSQL ``IS false``)
+Index(
+    "ix_annotations_usable",
+    Annotation.project_id,
+    Annotation.task_id,
+    sqlite_where=_USABLE,
+    postgresql_where=_USABLE,
+)
 
 
 class ModelVersion(Base):
