@@ -20,7 +20,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -96,6 +96,18 @@ class Database:
 
     session = unit_of_work
     """What repositories open: the current unit of work, or a transaction of their own."""
+
+    @contextmanager
+    def reads(self) -> Iterator[Session | Connection]:
+        """Where a prebuilt Core select runs: the current unit of work (it sees that unit's writes), else a pooled
+        connection of its own, without an ORM session (a tenth of a millisecond less per read; /predict reads
+        three times per request)."""
+        current = self._current.get()
+        if current is not None:
+            yield current.session
+            return
+        with self.engine.connect() as conn:
+            yield conn
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` once the current unit of work commits (now, if there is none)."""

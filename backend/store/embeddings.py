@@ -5,12 +5,16 @@ from __future__ import annotations
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from backend.store import models
 from backend.store.db import Database
 
 CHUNK = 500
+_EMBEDDINGS = models.Base.metadata.tables["embeddings"]
+_GET = select(_EMBEDDINGS.c.text_hash, _EMBEDDINGS.c.vector).where(  # built once: every uncached /predict text asks
+    _EMBEDDINGS.c.body_key == bindparam("body_key"), _EMBEDDINGS.c.text_hash.in_(bindparam("hashes", expanding=True))
+)
 
 
 class EmbeddingRepository:
@@ -23,12 +27,10 @@ class EmbeddingRepository:
         """Cached float32 vectors (raw bytes) by text hash, for the hashes present."""
         out: dict[str, bytes] = {}
         unique = list(dict.fromkeys(text_hashes))
-        with self.db.session() as s:
+        with self.db.reads() as r:
             for start in range(0, len(unique), CHUNK):
-                q = select(models.Embedding.text_hash, models.Embedding.vector).where(
-                    models.Embedding.body_key == body_key, models.Embedding.text_hash.in_(unique[start : start + CHUNK])
-                )
-                out.update({h: bytes(v) for h, v in s.execute(q)})
+                rows = r.execute(_GET, {"body_key": body_key, "hashes": unique[start : start + CHUNK]})
+                out.update({h: bytes(v) for h, v in rows})
         return out
 
     def put(self, batch: Mapping[Hashable, Mapping[Any, bytes]]) -> None:

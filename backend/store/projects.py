@@ -45,8 +45,8 @@ class ProjectRepository:
 
     def get(self, project_id: int) -> ProjectRecord | None:
         """The project, or None."""
-        with self.db.session() as s:
-            row = s.execute(_BY_ID, {"id": project_id}).first()
+        with self.db.reads() as r:
+            row = r.execute(_BY_ID, {"id": project_id}).first()
             return _record(row) if row else None
 
     def all(self) -> list[ProjectRecord]:

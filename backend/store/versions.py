@@ -90,8 +90,8 @@ class VersionRepository:
     def config_hash(self, name: str) -> str | None:
         """The labeling config hash a version was trained for (None: no such version); one column, not the row with
         its metrics and stop-set predictions."""
-        with self.db.session() as s:
-            found = s.scalar(_CONFIG_HASH, {"name": name})
+        with self.db.reads() as r:
+            found = r.scalar(_CONFIG_HASH, {"name": name})
             return None if found is None else str(found)
 
     def trained_on(self, project_id: int, tier: str) -> int:
