@@ -11,7 +11,7 @@ import pytest
 from backend.labelstudio.label_config import parse_label_config
 from backend.models.classifier import TextClassifier, zero_shot_classifier
 from backend.models.encoder import Encoder
-from backend.models.heads import ZeroShotHead, fit_head, label_prompt
+from backend.models.heads import ZeroShotHead, fit_head, label_prompt, linear_proba
 from backend.training.policy import should_train
 from tests.conftest import config_xml, read_rows
 
@@ -40,6 +40,35 @@ def test_fitted_head_orders_columns_by_config_labels() -> None:
     assert fit_head(("x", "y"), False, emb, [["x"]] * 20, seed=0) is None
     multi = fit_head(("x", "y", "z"), True, emb, [["x", "y"]] * 10 + [["y"]] * 10, seed=0)
     assert multi is not None and multi.columns == (0,)  # y is always on, z never: neither is learnable
+
+
+@pytest.mark.model
+def test_served_head_probabilities_are_scikit_learns(encoder: Encoder) -> None:
+    """The head's numpy path (``linear_proba``) gives what ``LogisticRegression.predict_proba`` gives: two classes,
+    four, and per-label estimators of a multi-label head, on real ag_news embeddings."""
+    rows = read_rows("ag_news", 120)
+    emb = encoder.encode([r["text"] for r in rows])
+    train, held = emb[:80], emb[80:]
+    labels = tuple(sorted({r["label"] for r in rows}))
+    assert len(labels) == 4
+    four = fit_head(labels, False, train, [[r["label"]] for r in rows[:80]], seed=0)
+    two = fit_head(
+        labels[:2], False, train, [[labels[0] if r["label"] == labels[0] else labels[1]] for r in rows[:80]], seed=0
+    )
+    multi = fit_head(
+        labels,
+        True,
+        train,
+        [[r["label"], labels[0]] if i % 3 else [r["label"]] for i, r in enumerate(rows[:80])],
+        seed=0,
+    )
+    for head in (four, two, multi):
+        assert head is not None
+        estimators = head.estimator if head.multi_label else [head.estimator]
+        for est in estimators:
+            ours = linear_proba(est, held)
+            assert ours.shape == (len(held), len(est.classes_))
+            np.testing.assert_allclose(ours, est.predict_proba(held), rtol=0, atol=1e-6)  # float32 rounding
 
 
 @pytest.mark.model

@@ -7,7 +7,7 @@ import time
 from collections.abc import Hashable
 from typing import Any
 
-from backend.write_behind import WriteBehind
+from backend.write_behind import IDLE_AFTER, WriteBehind
 
 
 def test_write_behind_merges_writes_and_flushes() -> None:
@@ -47,4 +47,35 @@ def test_write_behind_drops_failed_writes_and_keeps_going() -> None:
     assert writer.flush(5)
     writer("good", {"h": b"1"})
     assert writer.flush(5) and written == ["good"]
+    writer.close()
+
+
+def test_rows_put_while_polling_or_after_going_idle_are_written_without_a_flush() -> None:
+    """With an interval, ``put`` wakes the thread only once it went idle (no put for ``IDLE_AFTER`` intervals);
+    before that the thread finds new rows by looking every interval. Either way they are written unprompted."""
+    written: list[dict[Hashable, dict[Any, Any]]] = []
+    done = threading.Event()
+
+    def write(batch: dict[Hashable, dict[Any, Any]]) -> None:
+        written.append(batch)
+        done.set()
+
+    interval = 0.01
+    writer = WriteBehind(write, interval_s=interval)
+
+    def put_and_wait(row: str) -> float:
+        done.clear()
+        start = time.monotonic()
+        writer("k", {row: 1})
+        assert done.wait(5), f"{row} was not written"
+        return time.monotonic() - start
+
+    put_and_wait("first")  # starts the thread
+    polled = put_and_wait("while polling")
+    assert writer._idle is False
+    time.sleep(IDLE_AFTER * interval + 0.2)
+    assert writer._idle is True  # nothing came: it waits to be woken
+    woken = put_and_wait("after idle")
+    assert [list(b["k"]) for b in written] == [["first"], ["while polling"], ["after idle"]]
+    assert polled < 1 and woken < 1
     writer.close()
