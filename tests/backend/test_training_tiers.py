@@ -8,6 +8,7 @@ import pytest
 
 from backend.app import create_app
 from backend.bootstrap import build
+from backend.labelstudio.label_config import parse_label_config
 from backend.training.jobs import mean_cv_accuracy, train_project
 from tests.backend.test_api_labelstudio import annotation_event, setup_project
 from tests.conftest import config_xml, read_rows
@@ -73,6 +74,42 @@ def test_slow_version_worse_than_served_body_is_kept_not_served(fast_services: A
     else:
         assert guard["cv_accuracy"] >= guard["served_cv_accuracy"]
         assert client.get("/api/projects/22").json["model_version"] == version
+
+
+def test_setfit_version_is_judged_on_the_labels_that_arrived_while_it_trained(fast_services: Any) -> None:
+    """Labels submitted during a SetFit training are the guard's test set: the candidate and the served body (heads
+    refitted on the same training labels, i.e. the fast version that served when the training started) are scored
+    on them, and the verdict follows those scores."""
+    client = create_app(services=fast_services).test_client()
+    setup_project(client, 23, NEWS)
+    rows = read_rows("ag_news", 40, offset=900)
+    label(client, 23, rows[:16], 400)
+    assert fast_services.wait_idle(120)
+    served = client.get("/api/projects/23").json["model_version"]
+    fresh = rows[16:]
+    arrived: list[Any] = []
+
+    def progress(share: float, message: str) -> None:  # annotators keep labeling while the body trains
+        if not arrived:
+            arrived.extend(label(client, 23, fresh, 500))
+
+    version = train_project(fast_services, 23, "setfit", progress=progress)
+    guard = fast_services.store.versions.get(version).metrics["promotion"]
+    assert guard["fresh_labels"] == len(fresh) and "served_cv_accuracy" not in guard
+
+    def scored(name: str) -> float:
+        spec = parse_label_config(NEWS)
+        model = fast_services.models.load_version(23, name, spec)
+        probas = fast_services.models.predict(model, {"topic": [r["text"] for r in fresh]}).probas["topic"]
+        labels = spec.controls[0].labels
+        return float(
+            sum(labels[int(p.argmax())] == r["label"] for p, r in zip(probas, fresh, strict=True)) / len(fresh)
+        )
+
+    assert guard["fresh_accuracy"] == pytest.approx(scored(version))
+    assert guard["served_fresh_accuracy"] == pytest.approx(scored(served))
+    promoted = guard["fresh_accuracy"] >= guard["served_fresh_accuracy"] - guard["tolerance"]
+    assert fast_services.store.versions.get(version).status == ("ready" if promoted else "rejected")
 
 
 def test_mean_cv_accuracy() -> None:
