@@ -66,7 +66,8 @@ class Settings(BaseSettings):
     keep_versions: AtLeastOne = 10
     """Model artifacts kept per project (the served version and bodies in use are always kept)."""
     promotion_tolerance: Annotated[float, Field(ge=0, le=1)] = 0.02
-    """A slow-tier version more than this below the served body's CV accuracy is kept but not served."""
+    """A slow-tier version more than this below the served body's accuracy (on the labels that came in while it
+    trained, else cross-validated) is kept but not served."""
     promotion_fresh_labels: AtLeastOne = 20
     """A SetFit version is compared with the served body on the labels that came in while it trained when there are
     at least this many (neither saw them), else on cross-validation of the training labels."""
