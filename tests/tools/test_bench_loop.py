@@ -103,4 +103,5 @@ def test_each_promoted_slow_version_is_paired_with_the_fast_one_at_its_label_cou
     assert out["slow_promoted"] == "1-setfit-1" and out["fast_same_labels"] == "1-fast-10"
     assert out["slow_versions"][1]["fast_version"] == "1-fast-50"  # the nearest count below 90
     assert out["slow_max_trigger_to_promoted_s"] == 218.0 and out["slow_minus_fast_min_pp"] == 2.0
+    assert [r["version"] for r in out["slow_rejected"]] == ["1-setfit-2"] and out["slow_rejected"][0]["heldout"] == 0.80
     assert summary([v("1-fast-3", "fast", 3, 0.5)])["slow_promoted"] is None

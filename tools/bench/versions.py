@@ -53,6 +53,7 @@ def score_versions(
                     if job is not None and version.created_at
                     else None,
                     "train_seconds": version.train_seconds,
+                    **({"promotion": version.metrics.get("promotion")} if version.tier != "fast" else {}),
                 }
             )
         return out
@@ -85,8 +86,9 @@ def _predicted(proba: Any, labels: Sequence[str], multi_label: bool) -> list[lis
 
 def summary(scored: list[dict[str, Any]]) -> dict[str, Any]:
     """Every promoted slow-tier version next to the fast version trained on the same number of labels (or the
-    nearest below): seconds from its trigger, both accuracies; the headline keys are the first such version's,
-    and the worst trigger-to-promotion time and accuracy gap over all of them."""
+    nearest below): seconds from its trigger, both accuracies, what its promotion guard compared; the headline keys
+    are the first such version's, and the worst trigger-to-promotion time and accuracy gap over all of them. Slow
+    versions the guard rejected are listed apart (``slow_rejected``), with their held-out accuracy."""
     pairs = []
     for slow in (v for v in scored if v["tier"] != "fast" and v["status"] == "ready"):
         fast = _fast_at_scored(scored, slow["n_train"])
@@ -99,11 +101,22 @@ def summary(scored: list[dict[str, Any]]) -> dict[str, Any]:
                 "fast_version": fast["version"] if fast else None,
                 "fast_n_train": fast["n_train"] if fast else None,
                 "fast_heldout": fast["heldout_accuracy"] if fast else None,
+                "guard": slow.get("promotion"),
             }
         )
+    rejected = [
+        {
+            "version": v["version"],
+            "n_train": v["n_train"],
+            "heldout": v["heldout_accuracy"],
+            "guard": v.get("promotion"),
+        }
+        for v in scored
+        if v["tier"] != "fast" and v["status"] == "rejected"
+    ]
     stamp = {"measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     if not pairs:
-        return {"slow_promoted": None, "slow_versions": [], **stamp}
+        return {"slow_promoted": None, "slow_versions": [], "slow_rejected": rejected, **stamp}
     first = pairs[0]
     gaps = [p["heldout"] - p["fast_heldout"] for p in pairs if p["fast_heldout"] is not None]
     return {
@@ -116,6 +129,7 @@ def summary(scored: list[dict[str, Any]]) -> dict[str, Any]:
         "slow_max_trigger_to_promoted_s": max(p["trigger_to_promoted_s"] or 0.0 for p in pairs),
         "slow_minus_fast_min_pp": round(100 * min(gaps), 2) if gaps else None,
         "slow_versions": pairs,
+        "slow_rejected": rejected,
         **stamp,
     }
 
