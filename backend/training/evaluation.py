@@ -82,6 +82,38 @@ def folds(truth: np.ndarray, multi_label: bool, seed: int, n_folds: int = FOLDS)
     return list(KFold(k, shuffle=True, random_state=seed).split(np.zeros(n)))
 
 
+def fresh_fold_accuracy(
+    labels: tuple[str, ...],
+    train: tuple[np.ndarray, Sequence[Sequence[str]]],
+    fresh: tuple[np.ndarray, Sequence[Sequence[str]]],
+    *,
+    seed: int,
+) -> float:
+    """Single-choice accuracy on the ``fresh`` rows (embeddings (n, dim), one label each), each row scored by a
+    logistic head fitted on every ``train`` row plus the fresh rows of the other folds.
+
+    How the promotion guard compares two bodies on labels that came in while one of them trained. The fresh rows
+    were picked by the served model's uncertainty, so a head fitted on ``train`` alone would be near chance on them
+    for the served body by construction; letting each body's head learn from the other folds of the same rows
+    weakens that selection effect for both alike.
+    """
+    emb, targets = fresh
+    truth = indicator(labels, targets)
+    train_emb, train_targets = train
+    right = 0
+    for fit_rows, test_rows in folds(truth, False, seed):
+        head = fit_head(
+            labels,
+            False,
+            np.vstack([train_emb, emb[fit_rows]]),
+            [*train_targets, *(targets[i] for i in fit_rows)],
+            seed=seed,
+        )
+        if head is not None:
+            right += int((head.predict_proba(emb[test_rows]).argmax(axis=1) == truth[test_rows].argmax(axis=1)).sum())
+    return right / len(targets)
+
+
 class HeadEstimator(BaseEstimator):  # type: ignore[misc]
     """``fit_head`` as a scikit-learn estimator over (n, k) 0/1 label indicators, for ``cross_val_predict``.
 

@@ -19,8 +19,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from backend.jobs.handlers import JobContext, JobHandlers, Pause, Progress, no_progress
 from backend.jobs.kinds import TRAINING_KINDS, JobKind
 from backend.labelstudio.label_config import LabelSpec, parse_label_config
@@ -29,7 +27,8 @@ from backend.models.serving import split_source
 from backend.services import Services
 from backend.store.records import ModelVersionRecord
 from backend.training.dataset import ControlData, control_data
-from backend.training.fitting import TrainResult, fit_heads, mean_cv_accuracy, served_cv_accuracy, train_fast
+from backend.training.evaluation import fresh_fold_accuracy
+from backend.training.fitting import TrainResult, mean_cv_accuracy, served_cv_accuracy, train_fast
 from backend.training.retention import prune_versions
 from backend.training.setfit_training import DEFAULT_SECONDS_PER_STEP, train_setfit
 from backend.training.stopping import predict_stop_set
@@ -224,11 +223,12 @@ def _guard(
     """Compare a new body with the served one on the same labels (only the slow tier changes the body), over the
     single-choice controls.
 
-    A SetFit version is judged on the labels that arrived while it trained (``fresh_labels``), when there are at
-    least ``promotion_fresh_labels``: neither body saw them, and both get heads fitted on the same training labels.
-    Otherwise, and for the transformer tier, on the cross-validated accuracy of those heads; that comparison favours
-    a SetFit body, which was tuned on the very labels its folds hold out (at 10 labels every version passed it,
-    though two of six scored 3.25 pp below the fast tier on held-out data in ``tagloop bench loop``)."""
+    A SetFit version is judged on the labels that arrived while it trained, when there are at least
+    ``promotion_fresh_labels``: neither body saw them; each body's rows are scored by heads fitted on the training
+    labels plus the other folds of the fresh ones (``evaluation.fresh_fold_accuracy``). Otherwise, and for the
+    transformer tier, on the cross-validated accuracy of the heads on the training labels; that comparison favours a
+    SetFit body, which was tuned on the very rows its folds hold out (at 10 labels every version passed it, though
+    two of six scored 3.25 pp below the fast tier on held-out data in ``tagloop bench loop``)."""
     single = {n: d for n, d in data.items() if not d.control.multi_label}
     new = mean_cv_accuracy({n: m for n, m in result.metrics.items() if n in single})
     if tier == FAST or new is None:
@@ -237,11 +237,11 @@ def _guard(
     tolerance = settings.promotion_tolerance
     embed = lambda texts: services.embeddings.encode(served.encoder, texts)  # noqa: E731
     fresh = fresh_labels(services, project_id, spec, trained_on) if tier == SLOW else {}
+    fresh = {n: d for n, d in fresh.items() if single.get(n) is not None and single[n].texts}
     n_fresh = max((len(d.texts) for d in fresh.values()), default=0)
     if n_fresh >= settings.promotion_fresh_labels:
-        heads, _ = fit_heads(spec, single, served.encoder, embed, settings)
-        reference = TextClassifier(version=f"{result.classifier.version}-guard", encoder=served.encoder, heads=heads)
-        candidate, current = accuracy(services, result.classifier, fresh), accuracy(services, reference, fresh)
+        candidate = _fresh_accuracy(services, result.classifier.encoder, single, fresh)
+        current = _fresh_accuracy(services, served.encoder, single, fresh)
         guard = {
             "cv_accuracy": new,
             "fresh_labels": n_fresh,
@@ -264,14 +264,21 @@ def fresh_labels(services: Services, project_id: int, spec: LabelSpec, trained_o
     return {n: d for n, d in data.items() if not d.control.multi_label and d.texts}
 
 
-def accuracy(services: Services, classifier: TextClassifier, data: dict[str, ControlData]) -> float:
-    """Mean over the controls of the share of rows whose most probable label is the labeled one."""
+def _fresh_accuracy(
+    services: Services, body: Any, train: dict[str, ControlData], fresh: dict[str, ControlData]
+) -> float:
+    """Mean over the controls of ``evaluation.fresh_fold_accuracy`` with ``body``'s (cached) embeddings."""
     scores = []
-    for name, rows in data.items():
-        probas = services.models.predict(classifier, {name: rows.texts}, flag_truncated=False).probas[name]
-        index = {label: j for j, label in enumerate(rows.control.labels)}
-        truth = np.array([index[t[0]] for t in rows.targets])
-        scores.append(float((probas.argmax(axis=1) == truth).mean()))
+    for name, rows in fresh.items():
+        known = train[name]
+        scores.append(
+            fresh_fold_accuracy(
+                rows.control.labels,
+                (services.embeddings.encode(body, known.texts), known.targets),
+                (services.embeddings.encode(body, rows.texts), rows.targets),
+                seed=services.settings.seed,
+            )
+        )
     return sum(scores) / len(scores)
 
 
