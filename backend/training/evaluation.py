@@ -106,7 +106,7 @@ def fresh_fold_accuracy(
             labels,
             False,
             np.vstack([train_emb, emb[fit_rows]]),
-            [*train_targets, *(targets[i] for i in fit_rows)],
+            [list(t) for t in train_targets] + [list(targets[i]) for i in fit_rows],
             seed=seed,
         )
         if head is not None:

@@ -241,17 +241,22 @@ def _guard(
     n_fresh = max((len(d.texts) for d in fresh.values()), default=0)
     if n_fresh >= settings.promotion_fresh_labels:
         candidate = _fresh_accuracy(services, result.classifier.encoder, single, fresh)
-        current = _fresh_accuracy(services, served.encoder, single, fresh)
-        guard = {
+        fresh_current = _fresh_accuracy(services, served.encoder, single, fresh)
+        judged: dict[str, Any] = {
             "cv_accuracy": new,
             "fresh_labels": n_fresh,
             "fresh_accuracy": candidate,
-            "served_fresh_accuracy": current,
+            "served_fresh_accuracy": fresh_current,
             "tolerance": tolerance,
         }
-        return ("rejected" if candidate < current - tolerance else "ready"), guard
+        return ("rejected" if candidate < fresh_current - tolerance else "ready"), judged
     current = served_cv_accuracy(spec, data, served.encoder, embed, settings)
-    guard = {"cv_accuracy": new, "served_cv_accuracy": current, "tolerance": tolerance, "fresh_labels": n_fresh}
+    guard: dict[str, Any] = {
+        "cv_accuracy": new,
+        "served_cv_accuracy": current,
+        "tolerance": tolerance,
+        "fresh_labels": n_fresh,
+    }
     if current is not None and new < current - tolerance:
         return "rejected", guard
     return "ready", guard
