@@ -167,8 +167,8 @@ class Batcher:
     def _done_running(self) -> None:
         with self._cond:
             self._busy = False
-            if self._pending:  # only the dispatcher waits on this, and only for pending texts: a wake-up costs
-                self._cond.notify_all()  # the request that sends it about 0.1-0.5 ms on this VM (py-spy)
+            if self._pending:  # only the dispatcher waits on this, and only for pending texts; waking it anyway took
+                self._cond.notify_all()  # 8 % of /predict's time at 20 calls/s here (py-spy, docs/benchmarks.md)
 
     def _count_batch(self, size: int, *, merged: bool) -> None:
         self._merged_last = merged
