@@ -237,7 +237,7 @@ def _guard(
     tolerance = settings.promotion_tolerance
     embed = lambda texts: services.embeddings.encode(served.encoder, texts)  # noqa: E731
     fresh = fresh_labels(services, project_id, spec, trained_on) if tier == SLOW else {}
-    fresh = {n: d for n, d in fresh.items() if single.get(n) is not None and single[n].texts}
+    fresh = {n: d for n, d in fresh.items() if n in single and single[n].texts}  # single choice, trained
     n_fresh = max((len(d.texts) for d in fresh.values()), default=0)
     if n_fresh >= settings.promotion_fresh_labels:
         candidate = _fresh_accuracy(services, result.classifier.encoder, single, fresh)
@@ -263,10 +263,9 @@ def _guard(
 
 
 def fresh_labels(services: Services, project_id: int, spec: LabelSpec, trained_on: set[int]) -> dict[str, ControlData]:
-    """Single-choice rows of the tasks labeled since a training read its labels (tasks not in ``trained_on``)."""
+    """Per control, the rows of the tasks labeled since a training read its labels (tasks not in ``trained_on``)."""
     fresh = [ex for ex in services.labeled_examples(project_id) if ex.task_id not in trained_on]
-    data = control_data(spec, fresh, max_chars=services.settings.max_text_chars)
-    return {n: d for n, d in data.items() if not d.control.multi_label and d.texts}
+    return {n: d for n, d in control_data(spec, fresh, max_chars=services.settings.max_text_chars).items() if d.texts}
 
 
 def _fresh_accuracy(
