@@ -12,8 +12,20 @@ delete action cannot filter by model version), so each pushed task carries exact
 has been serving, so an annotator may have one open, and Label Studio refuses the submit (400 on
 ``parent_prediction``) if the prediction it pre-filled from was deleted. Their predictions are kept until they are
 labeled or ``push_protect_s`` has passed since they were first protected; a protected task gets the new version's
-prediction too only while it is in the new push's head (so at most ``push_protect_head`` tasks per push carry more
-than one prediction), and otherwise leaves Label Studio's ranked queue until it is released.
+prediction too only while it is in the new push's head or bridges a switch (below; so a push adds a prediction to
+at most 2 × ``push_protect_head`` protected tasks), and otherwise leaves Label Studio's ranked queue until it is
+released.
+
+A push that changes the version *bridges* the switch: Label Studio's ``/next`` picks its task under the project's
+``model_version`` as it read it when the request began, but sends the task's predictions of the ``model_version`` it
+reads afterwards, when it serializes the task. A ``/next`` that straddles the PATCH therefore serves a task the old
+version ranked (after the delete, a protected one of the previous head) with the new version's prediction, or with
+none: the page then pre-fills nothing (seen in 0-2 of 100 labels, ``tagloop bench loop``'s ``not_prefilled``). So
+each protected task of the previous push's head that the new head leaves out gets the new version's prediction
+too, scored ``BRIDGE_SCORE`` (Label Studio serves it after every ranked task), and every new prediction is imported
+before the PATCH. An import locks the tasks it writes for that statement (PostgreSQL) and ``/next`` skips locked
+tasks: importing all the old version's candidates in one request could leave it none to serve (a 404 "There are no
+tasks", once in 300 labels when they shared the bulk request), so those after the first get a request each.
 """
 
 from __future__ import annotations
@@ -39,6 +51,8 @@ from backend.store.sql_store import SqlStore
 from strategies import describe, queue_scores
 
 log = logging.getLogger(__name__)
+BRIDGE_SCORE = 1.0
+"""The score of a bridging prediction: no ranked task scores above it, so Label Studio serves it last."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +63,7 @@ class PushResult:
     removed: int
     model_version_set: bool
     protected: int = 0
+    bridged: int = 0
 
 
 def push_version(
@@ -92,44 +107,66 @@ def push_version(
     cleared = sorted((set(previous) | {r["task"] for r in rows}) - set(protected))
     client.delete_predictions(project.id, cleared)
     rows = rows_to_import(rows, protected, settings.push_protect_head)
+    bridges: list[dict[str, Any]] = []
+    if rows and project.pushed_version != model.version:
+        left_out = to_bridge(project, protected, {r["task"] for r in rows}, settings.push_protect_head)
+        bridges = _bridge_rows(spec, model, [(tid, data) for tid, data in pool if tid in left_out], settings, models)
     log.info(
-        "project %s: push %s: head %s, protected %s, predictions of %d tasks deleted, %d labeled while ranking",
+        "project %s: push %s: head %s, protected %s, bridged %s, predictions of %d tasks deleted, "
+        "%d labeled while ranking",
         project.id,
         model.version,
         [r["task"] for r in rows[:5]],
         sorted(protected),
+        [r["task"] for r in bridges],
         len(cleared),
         len(done & {tid for tid, _ in pool}),
     )
     # Label Studio's /next serves the lowest-scored task with a prediction of the project's model_version that no
     # transaction has locked (on PostgreSQL, ``select_for_update(skip_locked=True)``), else answers 404 "There are
-    # no tasks". An import updates the counters of every task it touches, locking them for that statement: while
-    # the old version is current, the protected tasks are its only candidates, so they are imported last, after the
-    # switch, when the new head is there to serve (with them in the bulk, one /next in 300 labels got that 404)
-    bulk, late = split_protected(rows, protected)
-    client.import_predictions(project.id, bulk or late)
-    pushed = [r["task"] for r in rows]
+    # no tasks". An import locks every task it writes for that statement: while the old version is current, the
+    # protected tasks are its only candidates, so those after the first (which is usually the one being labeled)
+    # get their new predictions one request each, after the bulk (module docstring), all before the switch
+    imported = rows + bridges
+    apart = imported_apart(project, protected, {r["task"] for r in imported}, settings.push_protect_head)
+    client.import_predictions(project.id, [r for r in imported if r["task"] not in apart])
+    for row in [r for r in imported if r["task"] in apart]:
+        client.import_predictions(project.id, [row])
+    pushed = [r["task"] for r in rows + bridges]
     pushed_set = set(pushed)
     kept = [t for t in protected if t not in pushed_set]  # still carry predictions: deleted once released
     ranking = (model.version, strategy) if rows else None
     store.projects.set_pushed_tasks(project.id, pushed + kept, protected, ranking=ranking)
-    store.tasks.record_predictions(project.id, {r["task"]: served_summary(r) for r in rows})  # what annotators see
+    summaries = {r["task"]: served_summary(r) for r in rows + bridges}
+    store.tasks.record_predictions(project.id, summaries)  # what annotators see
     version_set = False
     if rows:
         client.set_model_version(project.id, model.version)
         version_set = True
-        if bulk and late:
-            client.import_predictions(project.id, late)
     else:
         log.info("project %s: no known unlabeled task to push; LS model_version left as is", project.id)
-    return PushResult(pushed=len(rows), removed=len(previous), model_version_set=version_set, protected=len(protected))
+    return PushResult(
+        pushed=len(rows),
+        removed=len(previous),
+        model_version_set=version_set,
+        protected=len(protected),
+        bridged=len(bridges),
+    )
 
 
-def split_protected(
-    rows: list[dict[str, Any]], protected: Mapping[int, float]
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(rows of unprotected tasks, rows of protected ones), each in queue order."""
-    return [r for r in rows if r["task"] not in protected], [r for r in rows if r["task"] in protected]
+def to_bridge(project: ProjectRecord, protected: Mapping[int, float], imported: set[int], head: int) -> set[int]:
+    """The protected tasks of the previous push's head (the old version's lowest scores, so the tasks its ``/next``
+    serves while the version switches) that get no prediction of the new version from its ranking."""
+    first = [t for t in project.pushed_tasks if t in protected][:head]
+    return {t for t in first if t not in imported}
+
+
+def imported_apart(project: ProjectRecord, protected: Mapping[int, float], imported: set[int], head: int) -> list[int]:
+    """The tasks whose new prediction a push imports one per request, after the bulk: the protected ones of the
+    previous push's head (the old version's lowest scores) after its first, which is usually the one an annotator is
+    labeling; while the bulk runs they are the old version's free candidates, and while one is imported the others."""
+    first = [t for t in project.pushed_tasks if t in protected][:head]
+    return [t for t in first[1:] if t in imported]
 
 
 def rows_to_import(rows: list[dict[str, Any]], protected: Mapping[int, float], head: int) -> list[dict[str, Any]]:
@@ -155,6 +192,32 @@ def protected_tasks(project: ProjectRecord, unlabeled: set[int], settings: Setti
     return kept
 
 
+def _texts(spec: LabelSpec, tasks: Sequence[tuple[int, dict[str, Any]]], settings: Settings) -> dict[str, list[str]]:
+    limit = settings.max_text_chars
+    return {
+        c.name: [control_text(c, data, task_ref=f"task {t}", max_chars=limit) for t, data in tasks]
+        for c in spec.controls
+    }
+
+
+def _bridge_rows(
+    spec: LabelSpec,
+    model: TextClassifier,
+    tasks: Sequence[tuple[int, dict[str, Any]]],
+    settings: Settings,
+    models: ModelRegistry,
+) -> list[dict[str, Any]]:
+    """The new version's prediction of each task, scored ``BRIDGE_SCORE``."""
+    if not tasks:
+        return []
+    probas = models.predict(model, _texts(spec, tasks, settings), flag_truncated=False).probas
+    threshold, version = settings.multi_label_threshold, model.version
+    return [
+        {"task": tid, **prediction(spec, probas, i, model_version=version, threshold=threshold, score=BRIDGE_SCORE)}
+        for i, (tid, _) in enumerate(tasks)
+    ]
+
+
 def _ranked_rows(
     project: ProjectRecord,
     spec: LabelSpec,
@@ -165,10 +228,7 @@ def _ranked_rows(
     labeled: Sequence[Example],
     name: str,
 ) -> list[dict[str, Any]]:
-    texts = {
-        c.name: [control_text(c, data, task_ref=f"task {tid}", max_chars=settings.max_text_chars) for tid, data in pool]
-        for c in spec.controls
-    }
+    texts = _texts(spec, pool, settings)
     probas = models.predict(model, texts, flag_truncated=False).probas
     embed = lambda batch: models.embeddings.encode(model.encoder, batch)  # noqa: E731
     head = primary(spec)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from backend.config import Settings
-from backend.loop.sync import protected_tasks, rows_to_import, split_protected
+from backend.loop.sync import imported_apart, protected_tasks, rows_to_import, to_bridge
 from backend.store.records import ProjectRecord
 
 
@@ -59,8 +59,17 @@ def test_the_queue_is_a_random_warm_up_until_warmup_labels_then_the_strategy() -
     )
 
 
-def test_protected_tasks_are_imported_apart_from_the_bulk() -> None:
-    rows = [{"task": t} for t in (6, 1, 2, 7, 3)]
-    bulk, late = split_protected(rows, {6: 0.0, 7: 0.0})
-    assert ([r["task"] for r in bulk], [r["task"] for r in late]) == ([1, 2, 3], [6, 7])
-    assert split_protected(rows, {}) == (rows, [])
+def test_the_old_versions_candidates_after_the_first_are_imported_one_by_one_after_the_bulk() -> None:
+    previous = project((5, 6, 7, 8, 9), {})
+    protected = {6: 0.0, 7: 0.0, 8: 0.0, 9: 0.0}  # 5 was labeled; 6 is likely open in the editor
+    assert imported_apart(previous, protected, imported={1, 6, 7, 8}, head=3) == [7, 8]  # 9 is beyond the head
+    assert imported_apart(previous, protected, imported={1, 6, 8}, head=3) == [8]  # 7 keeps its prediction only
+    assert imported_apart(previous, {}, imported={1, 6}, head=3) == []
+
+
+def test_the_protected_head_of_the_previous_push_is_bridged_unless_the_new_ranking_imports_it() -> None:
+    previous = project((5, 6, 7, 8, 9), {})
+    protected = {6: 0.0, 7: 0.0, 9: 0.0}  # 5 was labeled; 9: protected by an earlier push
+    assert to_bridge(previous, protected, imported={7, 1, 2}, head=2) == {6}  # 7 got its new prediction ranked
+    assert to_bridge(previous, protected, imported=set(), head=2) == {6, 7}  # 9 is not among the old version's first
+    assert to_bridge(previous, {}, imported=set(), head=2) == set()

@@ -13,6 +13,8 @@ from tests.conftest import config_xml, read_rows
 from tools.harness import LabelStudioServer, TagloopServer, wait_until
 from tools.labelstudio_project import choices_result, ls_request
 
+PROTECT_HEAD = 3  # TAGLOOP_PUSH_PROTECT_HEAD's default
+
 
 @pytest.fixture
 def tagloop(tmp_path: Path) -> Any:
@@ -59,11 +61,25 @@ def test_next_task_follows_the_strategy(
             return None
         return queue if client.projects.get(id=pid).model_version == queue["model_version"] else None
 
+    def versions_of(task_id: int) -> list[str]:
+        return [str(p.model_version) for p in client.predictions.list(task=task_id)]
+
     for task_id in ids[:6]:
         annotate(task_id)
-    served = []
+    served: list[int] = []
+    queue: dict[str, Any] | None = None
     for _ in range(3):
-        queue = wait_until(settled, 90, what="a promoted version pushed to Label Studio")
+        previous, queue = queue, wait_until(settled, 90, what="a promoted version pushed to Label Studio")
+        if previous is not None and previous["model_version"] != queue["model_version"]:
+            # the old version's head, still open to an annotator (protected), carries the new version's prediction
+            # as well: a /next that picked a task under the old version and serialized it under the new one
+            # pre-fills it (Label Studio sends the predictions of the model_version it reads last)
+            head = [t for t in previous["tasks"] if t in queue["protected"]][:PROTECT_HEAD]
+            assert head, (previous, queue)
+            for task_id in head:
+                versions = versions_of(task_id)
+                assert queue["model_version"] in versions and previous["model_version"] in versions, (task_id, versions)
+                assert len(versions) == len(set(versions)), (task_id, versions)  # one per version
         nxt = ls_request(client, "GET", f"/api/projects/{pid}/next/").json()
         assert nxt["id"] == queue["tasks"][0], (nxt["id"], queue)
         served.append(nxt["id"])

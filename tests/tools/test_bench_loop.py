@@ -69,6 +69,8 @@ def test_one_annotator_for_real(tmp_path: Path) -> None:
     assert 0 <= result["zero_shot_right_same_tasks"] <= 5 and result["ls_errors"] >= 0
     assert 0.0 <= result["heldout_before"] <= 1.0 and 0.0 <= result["heldout_after"] <= 1.0
     assert 1 <= result["versions_seen"] <= 5 and result["next_p50_ms"] > 0
+    missed = result["suggestions_shown"] - result["suggestions_prefilled"]  # shown though not sent with /next
+    assert len(result["not_prefilled"]) == result["labels"] - result["suggestions_prefilled"] >= missed
     assert result["strategy"] == "margin" and result["ls_database"] == "sqlite"  # tagloop's default for one choice
     assert result["tasks"] == 60 and result["eval_n"] == 20 and not result["settle_capped"]
     assert result["tagloop_last_error"] is None, result["tagloop_last_error"]

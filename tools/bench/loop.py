@@ -159,6 +159,9 @@ class AnnotatorLog:
     zero_shot_right: int = 0
     shown: int = 0
     prefilled: int = 0
+    not_prefilled: list[dict[str, Any]] = field(default_factory=list)
+    """Labels whose task came from ``/next`` without a prediction of the project's model_version (the page shows
+    nothing pre-filled): label number, task, and the newest prediction the task had instead."""
     versions: list[str] = field(default_factory=list)
     next_ms: list[float] = field(default_factory=list)
     failures: list[LsFailure] = field(default_factory=list)
@@ -190,7 +193,12 @@ def annotate(
             log.shown += 1
             log.prefilled += suggestion.prefilled
             log.versions.append(suggestion.model_version)
+        if suggestion is None or not suggestion.prefilled:
+            newest = suggestion.model_version if suggestion else None
+            log.not_prefilled.append({"label": log.labels, "task": outcome.id, "newest_prediction": newest})
         shown = f"{sorted(suggestion.choices)} ({suggestion.model_version})" if suggestion else "none"
+        if suggestion is not None and not suggestion.prefilled:
+            shown += ", not pre-filled: /next sent no prediction of the project's version"
         progress(
             f"label {log.labels}/{config.labels}: task {outcome.id}, suggestion {shown} "
             f"{'right' if right else 'wrong'} (zero-shot {'right' if zero_shot_right else 'wrong'}), "
@@ -338,6 +346,7 @@ def _measure(
         "versions": list(dict.fromkeys(log.versions)),
         "suggestions_shown": log.shown,
         "suggestions_prefilled": log.prefilled,
+        "not_prefilled": log.not_prefilled,
         "ls_error_statuses": sorted({f.status for f in log.failures}),
         "next_p95_ms": round(sorted(log.next_ms)[int(0.95 * (len(log.next_ms) - 1))], 1) if log.next_ms else None,
         "heldout_before_version": zero_version,
