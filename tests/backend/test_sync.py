@@ -59,12 +59,12 @@ def test_the_queue_is_a_random_warm_up_until_warmup_labels_then_the_strategy() -
     )
 
 
-def test_the_old_versions_candidates_after_the_first_are_imported_one_by_one_after_the_bulk() -> None:
+def test_the_old_versions_second_candidate_is_imported_apart_after_the_bulk() -> None:
     previous = project((5, 6, 7, 8, 9), {})
     protected = {6: 0.0, 7: 0.0, 8: 0.0, 9: 0.0}  # 5 was labeled; 6 is likely open in the editor
-    assert imported_apart(previous, protected, imported={1, 6, 7, 8}, head=3) == [7, 8]  # 9 is beyond the head
-    assert imported_apart(previous, protected, imported={1, 6, 8}, head=3) == [8]  # 7 keeps its prediction only
-    assert imported_apart(previous, {}, imported={1, 6}, head=3) == []
+    assert imported_apart(previous, protected, imported={1, 6, 7, 8}, head=3) == [7]  # free while 6 and 8 are written
+    assert imported_apart(previous, protected, imported={1, 6, 8}, head=3) == []  # 7 keeps its prediction only
+    assert imported_apart(previous, {6: 0.0}, imported={1, 6}, head=3) == []  # a single candidate: in the bulk
 
 
 def test_the_protected_head_of_the_previous_push_is_bridged_unless_the_new_ranking_imports_it() -> None:
