@@ -134,13 +134,12 @@ def push_version(
     client.import_predictions(project.id, [r for r in imported if r["task"] not in apart])
     for row in [r for r in imported if r["task"] in apart]:
         client.import_predictions(project.id, [row])
-    pushed = [r["task"] for r in rows + bridges]
+    pushed = [r["task"] for r in imported]
     pushed_set = set(pushed)
     kept = [t for t in protected if t not in pushed_set]  # still carry predictions: deleted once released
     ranking = (model.version, strategy) if rows else None
     store.projects.set_pushed_tasks(project.id, pushed + kept, protected, ranking=ranking)
-    summaries = {r["task"]: served_summary(r) for r in rows + bridges}
-    store.tasks.record_predictions(project.id, summaries)  # what annotators see
+    store.tasks.record_predictions(project.id, {r["task"]: served_summary(r) for r in imported})  # what annotators see
     version_set = False
     if rows:
         client.set_model_version(project.id, model.version)
@@ -156,19 +155,22 @@ def push_version(
     )
 
 
+def old_candidates(project: ProjectRecord, protected: Mapping[int, float], head: int) -> list[int]:
+    """The protected tasks of the previous push's head, in its order: the old version's lowest scores, so the tasks
+    its ``/next`` serves while the version switches."""
+    return [t for t in project.pushed_tasks if t in protected][:head]
+
+
 def to_bridge(project: ProjectRecord, protected: Mapping[int, float], imported: set[int], head: int) -> set[int]:
-    """The protected tasks of the previous push's head (the old version's lowest scores, so the tasks its ``/next``
-    serves while the version switches) that get no prediction of the new version from its ranking."""
-    first = [t for t in project.pushed_tasks if t in protected][:head]
-    return {t for t in first if t not in imported}
+    """The old version's candidates that get no prediction of the new version from its ranking."""
+    return {t for t in old_candidates(project, protected, head) if t not in imported}
 
 
 def imported_apart(project: ProjectRecord, protected: Mapping[int, float], imported: set[int], head: int) -> list[int]:
     """The task whose new prediction a push imports in a request of its own, after the bulk: the old version's second
-    candidate (the second protected task of the previous push's head; the first is usually the one an annotator is
-    labeling). While the bulk runs it is the old version's free candidate, and while it is imported the others are."""
-    first = [t for t in project.pushed_tasks if t in protected][:head]
-    return [t for t in first[1:2] if t in imported]
+    candidate (the first is usually the one an annotator is labeling). While the bulk runs it is the old version's
+    free candidate, and while it is imported the others are."""
+    return [t for t in old_candidates(project, protected, head)[1:2] if t in imported]
 
 
 def rows_to_import(rows: list[dict[str, Any]], protected: Mapping[int, float], head: int) -> list[dict[str, Any]]:

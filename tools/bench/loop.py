@@ -193,12 +193,11 @@ def annotate(
             log.shown += 1
             log.prefilled += suggestion.prefilled
             log.versions.append(suggestion.model_version)
+        shown = f"{sorted(suggestion.choices)} ({suggestion.model_version})" if suggestion else "none"
         if suggestion is None or not suggestion.prefilled:
             newest = suggestion.model_version if suggestion else None
             log.not_prefilled.append({"label": log.labels, "task": outcome.id, "newest_prediction": newest})
-        shown = f"{sorted(suggestion.choices)} ({suggestion.model_version})" if suggestion else "none"
-        if suggestion is not None and not suggestion.prefilled:
-            shown += ", not pre-filled: /next sent no prediction of the project's version"
+            shown += ", not pre-filled: /next sent no prediction of the project's version" if suggestion else ""
         progress(
             f"label {log.labels}/{config.labels}: task {outcome.id}, suggestion {shown} "
             f"{'right' if right else 'wrong'} (zero-shot {'right' if zero_shot_right else 'wrong'}), "
